@@ -1,0 +1,1 @@
+export const VFIO_TYPE = 0x3b;
