@@ -1,0 +1,23 @@
+/**
+ * eventfd contract (Linux eventfd(2)): a 64-bit counter, signalled from the kernel side, read from user space.
+ */
+
+export const EFD_SEMAPHORE = 1;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+
+/** The kernel side of an eventfd (Linux struct eventfd_ctx). */
+export interface EventFdContext {
+  readonly id: number;
+  /** Adds `n` (default 1) to the counter and wakes waiters (eventfd_signal). Never throws. */
+  signal(n?: bigint): void;
+  /** Current counter value. */
+  readonly count: bigint;
+  /** True once the last file reference to the eventfd was closed. */
+  readonly closed: boolean;
+  /**
+   * Registers a wait-queue callback, as virqfd/irqfd do: `onSignal` runs after every signal, `onClose` once when
+   * the eventfd's last file reference goes away (EPOLLHUP). Returns a function that removes the callbacks.
+   */
+  addWaiter(waiter: { onSignal(): void; onClose(): void }): () => void;
+}

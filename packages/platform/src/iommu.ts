@@ -1,0 +1,101 @@
+/**
+ * IOMMU hardware contracts (Linux: iommu_domain, iommu_group, reserved regions, DMA ownership).
+ */
+
+/** Mapping permissions, as the IOMMU API spells them (device perspective). */
+export const IOMMU_READ = 1;
+export const IOMMU_WRITE = 2;
+export const IOMMU_CACHE = 4;
+export const IOMMU_NOEXEC = 8;
+export const IOMMU_MMIO = 16;
+
+/** A reserved IOVA region of a group (sysfs `reserved_regions`): the MSI window, RMRRs and the like. */
+export interface ReservedRegion {
+  readonly start: bigint;
+  /** Inclusive last address. */
+  readonly end: bigint;
+  readonly type: 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
+}
+
+/** Counters a domain keeps, for tests and benchmarks. */
+export interface IommuDomainStats {
+  /** Calls of {@link IommuDomain.map}. */
+  readonly mapCalls: number;
+  /** Calls of {@link IommuDomain.unmap}. */
+  readonly unmapCalls: number;
+  /** Page-table entries currently present, by page size in bytes. */
+  readonly entriesByPageSize: ReadonlyMap<bigint, number>;
+}
+
+/**
+ * A translation domain: an IOVA→physical page table holding entries of the sizes in `pgsizeBitmap`.
+ * Errors are `SysError`s (EINVAL for misalignment, EEXIST for an IOVA already mapped, ERANGE outside the aperture).
+ */
+export interface IommuDomain {
+  readonly id: number;
+  /** Page sizes the table can hold (bit n set = 2^n bytes). */
+  readonly pgsizeBitmap: bigint;
+  /** Addressable IOVA range, inclusive. */
+  readonly aperture: { readonly start: bigint; readonly end: bigint };
+  /** Whether the domain enforces cache coherency for DMA (IOMMU_CAP_CACHE_COHERENCY / IOMMU_CACHE). */
+  readonly enforceCacheCoherency: boolean;
+  /**
+   * Maps `[iova, iova+size)` to `[pa, pa+size)` with `prot`, choosing the largest page sizes that alignment and
+   * `pgsizeBitmap` allow (as iommu_map does). One call, however many entries it writes.
+   */
+  map(iova: bigint, pa: bigint, size: bigint, prot: number): void;
+  /** Unmaps entries in the range and returns how many bytes were unmapped (large entries go whole). */
+  unmap(iova: bigint, size: bigint): bigint;
+  /** The physical address behind `iova` and its permissions, or `undefined`. */
+  translate(iova: bigint): { pa: bigint; prot: number } | undefined;
+  readonly stats: IommuDomainStats;
+  /** Frees the domain; it must have no attached groups. */
+  free(): void;
+}
+
+/** Something that may claim DMA ownership of a group (a VFIO group, an iommufd device...). */
+export type DmaOwner = object;
+
+/** An IOMMU group as the hardware model groups devices (Linux struct iommu_group). */
+export interface IommuGroup {
+  readonly id: number;
+  /** Device names (PCI BDFs) in the group. */
+  devices(): readonly string[];
+  /** Reserved regions of every device in the group, merged. */
+  reservedRegions(): readonly ReservedRegion[];
+  /**
+   * Claims user-space DMA ownership (iommu_group_claim_dma_owner): EBUSY while a device of the group is bound
+   * to a host driver that does DMA, or while another owner holds it. The same owner may claim again (counted).
+   */
+  claimDmaOwner(owner: DmaOwner): void;
+  /** Releases one claim; the group returns to its default domain with the last one. */
+  releaseDmaOwner(owner: DmaOwner): void;
+  /** The current DMA owner, if any. */
+  readonly dmaOwner: DmaOwner | undefined;
+  /** Attaches the group's devices to `domain` (EBUSY if already attached to another one). */
+  attachDomain(domain: IommuDomain): void;
+  /** Detaches from `domain`; the group blocks DMA while owned by user space and unattached. */
+  detachDomain(domain: IommuDomain): void;
+  /** The domain the group is attached to, if any. */
+  readonly domain: IommuDomain | undefined;
+  /** Whether the IOMMU enforces cache coherency for this group (IOMMU_CAP_CACHE_COHERENCY). */
+  readonly cacheCoherent: boolean;
+}
+
+/** A fault the IOMMU recorded: a device's DMA that did not translate or lacked permission. */
+export interface IommuFault {
+  readonly device: string;
+  readonly iova: bigint;
+  readonly write: boolean;
+  readonly reason: 'not-present' | 'permission' | 'blocked';
+}
+
+/** The IOMMU hardware of a host. */
+export interface IommuHardware {
+  /** 'vtd' for the VT-d-like model, 'none' when there is no IOMMU. */
+  readonly kind: string;
+  /** Allocates an empty paging domain. */
+  allocDomain(): IommuDomain;
+  /** Faults recorded so far, oldest first. */
+  faults(): readonly IommuFault[];
+}
