@@ -13,6 +13,13 @@ export interface EventFdContext {
   signal(n?: bigint): void;
   /** Current counter value. */
   readonly count: bigint;
+  /**
+   * User read(2): returns the counter and resets it to 0 (in semaphore mode returns 1 and decrements), or
+   * `undefined` when the counter is 0 (the caller blocks or fails with EAGAIN).
+   */
+  take(): bigint | undefined;
+  /** Marks the eventfd closed (its last file reference went away) and runs every waiter's onClose once. */
+  close(): void;
   /** True once the last file reference to the eventfd was closed. */
   readonly closed: boolean;
   /**

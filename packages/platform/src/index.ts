@@ -7,3 +7,6 @@ export * from './memory.js';
 export * from './task.js';
 export * from './iommu.js';
 export * from './eventfd.js';
+export * from './pci.js';
+export * from './vfs.js';
+export * from './host.js';

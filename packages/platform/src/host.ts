@@ -1,0 +1,33 @@
+/**
+ * The platform a VFIO host runs on: everything the core needs from "the hardware and the rest of the kernel".
+ */
+import type { EventFdContext } from './eventfd.js';
+import type { IommuGroup, IommuHardware } from './iommu.js';
+import type { AddressSpace, PhysicalMemory } from './memory.js';
+import type { Clock, PciBus } from './pci.js';
+import type { VfsDir } from './vfs.js';
+
+export interface Platform {
+  readonly memory: PhysicalMemory;
+  /** A new, empty address space (a process's mm). */
+  createAddressSpace(): AddressSpace;
+  /** The IOMMU, absent when the host has none (then PCI devices have no IOMMU group). */
+  readonly iommu: IommuHardware | undefined;
+  /** IOMMU groups by number. */
+  iommuGroup(id: number): IommuGroup | undefined;
+  iommuGroups(): readonly IommuGroup[];
+  /**
+   * Creates a software IOMMU group for a device that has none (Linux iommu_group_alloc for emulated and
+   * no-IOMMU VFIO groups); it has no hardware and its number is the next free one.
+   */
+  allocSoftGroup(name: string): IommuGroup;
+  readonly pci: PciBus;
+  /** A new eventfd kernel object with `initval`. */
+  createEventFd(initval: bigint, semaphore: boolean): EventFdContext;
+  readonly clock: Clock;
+  /** The platform's part of the file system: /sys/bus/pci, /sys/kernel/iommu_groups and the like. */
+  readonly sysfs: VfsDir;
+  /** Kernel log (dmesg). */
+  log(text: string): void;
+  logEntries(): readonly { time: number; text: string }[];
+}
