@@ -27,6 +27,11 @@ export interface Platform {
   readonly clock: Clock;
   /** The platform's part of the file system: /sys/bus/pci, /sys/kernel/iommu_groups and the like. */
   readonly sysfs: VfsDir;
+  /**
+   * Adds `node` as entry `name` of the platform directory at `dirPath` (e.g. add `vfio-dev` under
+   * /sys/bus/pci/devices/0000:00:03.0); returns the undo. Upper layers use it for their sysfs nodes.
+   */
+  addSysfsNode(dirPath: string, name: string, node: import('./vfs.js').VfsNode): () => void;
   /** Kernel log (dmesg). */
   log(text: string): void;
   logEntries(): readonly { time: number; text: string }[];
