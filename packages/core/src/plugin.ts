@@ -21,7 +21,7 @@ export interface ModuleParamSpec {
  */
 export interface HostPluginApiBase {
   /** Registers a container IOMMU backend (vfio_register_iommu_driver); EINVAL if the name is taken. */
-  registerIommuDriver(ops: VfioIommuDriverOps<never>): () => void;
+  registerIommuDriver<D>(ops: VfioIommuDriverOps<D>): () => void;
   /** Declares a module parameter; its value is read with `param(module, name)`. */
   declareParam(module: string, name: string, spec: ModuleParamSpec): void;
   param(module: string, name: string): string;
