@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// Totals every vitest JSON report under packages/ (and examples/) and prints the one plain line CI reads:
+// Totals every vitest JSON report under packages/ (packages/devices/, examples/ and tools/) and prints the one plain line CI reads:
 //   tests: N passed, N failed, N skipped
 // Exits 1 when any test failed, when a report is missing for a package that has tests, or when no test ran.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// `--clean` instead deletes every report first, so a report left by an earlier run can never be counted
+// (`pnpm test` runs it before turbo; turbo restores the reports of cached test tasks).
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['packages', 'packages/devices', 'examples'];
+const roots = ['packages', 'packages/devices', 'examples', 'tools'];
+const clean = process.argv.includes('--clean');
 let passed = 0, failed = 0, skipped = 0, reports = 0;
 const problems = [];
 for (const root of roots) {
@@ -16,6 +19,7 @@ for (const root of roots) {
     const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
     if (!pkg.scripts?.test) continue;
     const report = join(dir, '.vitest', 'report.json');
+    if (clean) { rmSync(report, { force: true }); continue; }
     if (!existsSync(report)) { problems.push(`${pkg.name}: no test report (${report})`); continue; }
     const r = JSON.parse(readFileSync(report, 'utf8'));
     reports++;
@@ -25,6 +29,7 @@ for (const root of roots) {
     if (r.success === false && (r.numFailedTests ?? 0) === 0) problems.push(`${pkg.name}: the test run failed outside a test (see its log)`);
   }
 }
+if (clean) process.exit(0);
 for (const p of problems) console.error(p);
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || passed === 0 || reports === 0 || problems.length > 0 ? 1 : 0);

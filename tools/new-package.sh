@@ -28,7 +28,7 @@ deps=${deps%, }; refs=${refs%, }
     ".": { "@vfio-ts/source": "./src/index.ts", "types": "./dist/index.d.ts", "import": "./dist/index.js" },
     "./package.json": "./package.json"
   },
-  "files": ["dist", "README.md", "CHANGELOG.md"],
+  "files": ["dist", "!dist/.tsbuildinfo", "README.md", "CHANGELOG.md"],
   "scripts": {
     "build": "tsc -b",
     "typecheck": "tsc -p test/tsconfig.json",

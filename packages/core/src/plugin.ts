@@ -2,7 +2,12 @@
  * Host plugins: how backend and driver packages attach themselves to a host (`createHost({ plugins })`).
  * A plugin is data plus a `setup` that registers what it brings; each registration returns its undo.
  */
+import type { PciDriver, Platform, VfsNode } from '@vfio-ts/platform';
+import type { DeviceSet, VfioDevice, VfioDeviceOptions } from './device.js';
+import type { DeviceFeatureHandler } from './feature.js';
+import type { FileOps, OpenFile, SyscallContext } from './file.js';
 import type { VfioIommuDriverOps } from './iommu-driver.js';
+import type { RegisterGroupDeviceOptions } from './vfio.js';
 
 /** A module parameter (mirrored at /sys/module/<module>/parameters/<name>). */
 export interface ModuleParamSpec {
@@ -26,4 +31,51 @@ export interface HostPluginApiBase {
   declareParam(module: string, name: string, spec: ModuleParamSpec): void;
   param(module: string, name: string): string;
   log(text: string): void;
+}
+
+/** A character device node a plugin adds under /dev (e.g. /dev/iommu, /dev/vfio/devices/vfioN). */
+export interface DevNodeSpec {
+  /** Permission bits; default 0o600. */
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Opens the node (after the permission check) and returns the new file's operations. */
+  open(flags: number, call: SyscallContext): FileOps;
+}
+
+/**
+ * What a plugin's `setup` receives: the stable base plus the registration points drivers need. Registrations
+ * return their undo.
+ */
+export interface HostPluginApi extends HostPluginApiBase {
+  /** The platform the host runs on. */
+  readonly platform: Platform;
+  /** Registers a PCI driver with the platform's bus (pci_register_driver); probes matching devices. */
+  registerPciDriver(driver: PciDriver): () => Promise<void>;
+  /** vfio_alloc_device. */
+  allocDevice<T>(options: VfioDeviceOptions<T>): VfioDevice<T>;
+  /** vfio_register_group_dev: a device doing DMA behind an IOMMU group (or a no-IOMMU group when enabled). */
+  registerGroupDevice<T>(device: VfioDevice<T>, options?: RegisterGroupDeviceOptions): void;
+  /** vfio_register_emulated_iommu_dev: a device whose DMA goes through pinPages/dmaRw only. */
+  registerEmulatedDevice<T>(device: VfioDevice<T>): void;
+  /** The device set registered under `setId`, if any. */
+  deviceSet(setId: unknown): DeviceSet | undefined;
+  /** Registers the handler of a VFIO_DEVICE_FEATURE index (migration, DMA logging...); EEXIST if taken. */
+  registerFeatureHandler(index: number, handler: DeviceFeatureHandler): () => void;
+  /** Adds a char device node under /dev, /dev/vfio or /dev/vfio/devices (EEXIST if the name is taken). */
+  registerDevNode(path: string, node: DevNodeSpec): () => void;
+  /** Adds a sysfs node under a platform directory. */
+  addSysfsNode(dirPath: string, name: string, node: VfsNode): () => void;
+  /** vfio_file_is_group. */
+  fileIsGroup(file: OpenFile): boolean;
+  /** vfio_file_has_dev: the file is `device`'s group or a device file of it. */
+  fileHasDevice<T>(file: OpenFile, device: VfioDevice<T>): boolean;
+  /** The device behind a device file. */
+  deviceOfFile(file: OpenFile): VfioDevice | undefined;
+}
+
+/** A plugin: a backend, a bus driver or anything else that attaches itself to a host. */
+export interface HostPlugin {
+  readonly name: string;
+  setup(api: HostPluginApi): void;
 }

@@ -80,6 +80,18 @@ export interface IommuGroup {
   readonly domain: IommuDomain | undefined;
   /** Whether the IOMMU enforces cache coherency for this group (IOMMU_CAP_CACHE_COHERENCY). */
   readonly cacheCoherent: boolean;
+  /**
+   * Allocates an empty paging domain on the IOMMU that serves this group (Linux: iommu_paging_domain_alloc(dev)
+   * on the group's first device). Added for the type1 backend's attach_group, which has only the group in hand.
+   * NOTE for the sim implementer: delegate to the group's IommuHardware.allocDomain().
+   */
+  allocDomain(): IommuDomain;
+  /**
+   * Whether MSIs from the group's devices are isolated (interrupt remapping; iommu_group_has_isolated_msi).
+   * Absent means isolated. type1 refuses to attach a non-isolated group with EPERM unless the
+   * `allow_unsafe_interrupts` module parameter is set (inventory §4).
+   */
+  readonly isolatedMsi?: boolean;
 }
 
 /** A fault the IOMMU recorded: a device's DMA that did not translate or lacked permission. */

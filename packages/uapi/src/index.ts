@@ -5,3 +5,9 @@
  */
 export * from './errno.js';
 export * from './struct.js';
+export * from './args.js';
+export * from './structs.js';
+export * from './ioctl.js';
+export * from './vfio.js';
+export * from './iommufd.js';
+export * from './caps.js';

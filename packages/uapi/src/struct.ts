@@ -16,11 +16,18 @@ export type FieldValue<F extends FieldType> = F extends 'u64' | 's64' ? bigint :
 /** The decoded object of a struct spec. */
 export type StructValue<S extends Record<string, FieldSpec>> = { -readonly [K in keyof S]: FieldValue<S[K][1]> };
 
+/** The decoded value type of a codec: `StructOf<typeof vfioIommuType1DmaMap>`. */
+export type StructOf<C> = C extends StructCodec<infer T> ? T : never;
+
 /** One field as laid out in memory. */
 export interface FieldLayout {
+  /** The Linux member name. */
   readonly name: string;
+  /** `offsetof()` on LP64. */
   readonly offset: number;
+  /** Bytes the field occupies. */
   readonly size: number;
+  /** How the bytes are read. */
   readonly type: FieldType;
 }
 
@@ -34,6 +41,10 @@ export interface StructCodec<T> {
   readonly minsz: number;
   /** Fields in offset order. */
   readonly fields: readonly FieldLayout[];
+  /** `offsetof(struct, field)`; throws for an unknown field name. */
+  offsetOf(field: keyof T & string): number;
+  /** `offsetofend(struct, field)`: the offset just past the field. */
+  offsetOfEnd(field: keyof T & string): number;
   /** Reads the struct at `offset`; bytes past the end of `bytes` read as zero. */
   decode(bytes: Uint8Array, offset?: number): T;
   /** A new buffer of `size` bytes holding `value` (missing fields are zero). */
@@ -79,6 +90,11 @@ function readField(bytes: Uint8Array, at: number, f: FieldLayout): number | bigi
   }
 }
 
+/** 64-bit fields accept a bigint or (for convenience) a safe-integer number. */
+function toBigInt(v: unknown): bigint {
+  return typeof v === 'bigint' ? v : BigInt(Number(v));
+}
+
 function fieldBytes(f: FieldLayout, v: unknown): Uint8Array {
   const out = new Uint8Array(f.size);
   const dv = view(out);
@@ -87,8 +103,8 @@ function fieldBytes(f: FieldLayout, v: unknown): Uint8Array {
     case 'u16': dv.setUint16(0, Number(v) & 0xffff, true); break;
     case 'u32': dv.setUint32(0, Number(v) >>> 0, true); break;
     case 's32': dv.setInt32(0, Number(v) | 0, true); break;
-    case 'u64': dv.setBigUint64(0, BigInt.asUintN(64, BigInt(v as bigint)), true); break;
-    case 's64': dv.setBigInt64(0, BigInt.asIntN(64, BigInt(v as bigint)), true); break;
+    case 'u64': dv.setBigUint64(0, BigInt.asUintN(64, toBigInt(v)), true); break;
+    case 's64': dv.setBigInt64(0, BigInt.asIntN(64, toBigInt(v)), true); break;
     case 'bytes': {
       const src = v as Uint8Array;
       out.set(src.subarray(0, f.size));
@@ -115,15 +131,31 @@ export function defineStruct<const S extends Record<string, FieldSpec>>(
   const fields: FieldLayout[] = Object.entries(spec)
     .map(([fname, s]) => ({ name: fname, offset: s[0], size: fieldSize(s), type: s[1] }))
     .sort((a, b) => a.offset - b.offset);
+  let prevEnd = 0;
   for (const f of fields) {
     if (f.offset + f.size > size) throw new Error(`${name}.${f.name} ends past sizeof (${size})`);
+    // Unions are declared with one member only, so two fields sharing bytes is a typo in a layout.
+    if (f.offset < prevEnd) throw new Error(`${name}.${f.name} overlaps the previous field`);
+    prevEnd = f.offset + f.size;
   }
+  if (minsz > size || minsz < 0) throw new Error(`${name}: minsz ${minsz} outside 0..${size}`);
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const lookup = (field: string): FieldLayout => {
+    const f = byName.get(field);
+    if (!f) throw new Error(`${name} has no field ${field}`);
+    return f;
+  };
   type T = StructValue<S>;
   return {
     name,
     size,
     minsz,
     fields,
+    offsetOf: (field) => lookup(field).offset,
+    offsetOfEnd: (field) => {
+      const f = lookup(field);
+      return f.offset + f.size;
+    },
     decode(bytes: Uint8Array, offset = 0): T {
       const out: Record<string, unknown> = {};
       for (const f of fields) out[f.name] = readField(bytes, offset + f.offset, f);
