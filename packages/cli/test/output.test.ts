@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { closeMatches, editDistance, fields, renderBlocks, renderJson, renderTree, table, text } from '../src/index.js';
 
@@ -43,5 +44,28 @@ describe('output layer', () => {
     expect(closeMatches('map_dma', names)).toEqual(['VFIO_IOMMU_MAP_DMA', 'VFIO_IOMMU_UNMAP_DMA']);
     expect(closeMatches('VFIO_IOMMU_MAP_DAM', names)[0]).toBe('VFIO_IOMMU_MAP_DMA');
     expect(closeMatches('zzzzzzzz', names)).toEqual([]);
+  });
+
+  test('edit distance is a metric bounded by the longer string', () => {
+    const word = fc.string({ unit: fc.constantFrom('A', 'B', 'C', '_'), maxLength: 12 });
+    fc.assert(fc.property(word, word, word, (a, b, c) => {
+      const ab = editDistance(a, b);
+      expect(ab).toBe(editDistance(b, a));
+      expect(ab === 0).toBe(a === b);
+      expect(ab).toBeLessThanOrEqual(Math.max(a.length, b.length));
+      expect(ab).toBeGreaterThanOrEqual(Math.abs(a.length - b.length));
+      expect(editDistance(a, c)).toBeLessThanOrEqual(ab + editDistance(b, c));
+    }));
+  });
+
+  test('close matches come from the candidates, at most `limit`, and an exact name comes first', () => {
+    const name = fc.string({ unit: fc.constantFrom('V', 'F', 'I', 'O', '_', 'M', 'A', 'P'), minLength: 1, maxLength: 10 });
+    fc.assert(fc.property(fc.uniqueArray(name, { maxLength: 20 }), name, fc.integer({ min: 1, max: 6 }), (names, query, limit) => {
+      const got = closeMatches(query, names, limit);
+      expect(got.length).toBeLessThanOrEqual(limit);
+      expect(new Set(got).size).toBe(got.length);
+      for (const g of got) expect(names).toContain(g);
+      if (names.includes(query)) expect(got[0]).toBe(query);
+    }));
   });
 });

@@ -115,6 +115,20 @@ describe('vfio uapi', () => {
     expect(none.err).toBe("vfio: no ioctl or struct named 'qqqqqqqqqqqqqqqqqqqq' — run 'vfio uapi' to list every ioctl\n");
   });
 
+  test('--fd lists the ioctls of one fd type; a wrong type or a NAME with it is a usage error', async () => {
+    const r = await vfio(['uapi', '--fd', 'group', '--json']);
+    expect(r.status).toBe(0);
+    const names = (JSON.parse(r.out) as { ioctls: JsonIoctl[] }).ioctls.map((i) => i.name);
+    expect(names).toEqual(IOCTLS.filter((i) => i.fd === 'group').map((i) => i.name));
+    expect(names).toContain('VFIO_GROUP_GET_STATUS');
+    const bad = await vfio(['uapi', '--fd', 'socket']);
+    expect(bad.status).toBe(2);
+    expect(bad.err).toMatch(/^vfio: no ioctl is issued on a 'socket' fd — the fd types are container, group, device/);
+    const both = await vfio(['uapi', 'VFIO_IOMMU_MAP_DMA', '--fd', 'container']);
+    expect(both.status).toBe(2);
+    expect(both.err).toMatch(/^vfio: --fd filters the list, so it takes no NAME — /);
+  });
+
   test('an ioctl whose struct has no layout in uapi still shows, with the struct name', async () => {
     const tables: UapiTables = {
       ioctls: [{ name: 'VFIO_X', nr: 1, request: 0x3b65, fd: 'device', struct: 'vfio_x', arg: 'struct vfio_x', summary: 'x' },
@@ -126,6 +140,6 @@ describe('vfio uapi', () => {
     expect(JSON.parse(x.out)).toMatchObject({ number: '0x3b65', struct: 'vfio_x' });
     expect((await vfio(['uapi', 'VFIO_X'], cmd)).out).toContain('vfio_x (layout not in @vfio-ts/uapi)');
     expect(JSON.parse((await vfio(['uapi', 'VFIO_Y', '--json'], cmd)).out)).toMatchObject({ struct: null, fd: 'group' });
-    expect((await vfio(['uapi'], cmd)).out).toMatch(/VFIO_Y +│ +0x3b66 │ group +│ \(none\)/);
+    expect((await vfio(['uapi'], cmd)).out).toMatch(/VFIO_Y +│ +0x3b66 │ group +│ - /);
   });
 });

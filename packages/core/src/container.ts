@@ -18,10 +18,10 @@ import { argValue } from './user.js';
 /** What a container needs from its host's VFIO core. */
 export interface ContainerHost {
   /** Registered backends, newest first (Linux list_add order). */
-  iommuDrivers(): readonly VfioIommuDriverOps<unknown>[];
+  iommuDrivers(): readonly VfioIommuDriverOps[];
   /** The built-in no-IOMMU backend. */
-  readonly noiommuDriver: VfioIommuDriverOps<unknown>;
-  backendEnv(driver: VfioIommuDriverOps<unknown>): IommuBackendEnv;
+  readonly noiommuDriver: VfioIommuDriverOps;
+  backendEnv(driver: VfioIommuDriverOps): IommuBackendEnv;
   /** Viability of a real group: nobody (no DMA-doing host driver, no other owner) claims its DMA. */
   groupViable(group: Group): boolean;
   containerGone(container: Container): void;
@@ -29,7 +29,7 @@ export interface ContainerHost {
 
 /** The selected backend of a container and its state. */
 export interface ContainerBackend {
-  readonly driver: VfioIommuDriverOps<unknown>;
+  readonly driver: VfioIommuDriverOps;
   readonly data: unknown;
 }
 
@@ -58,7 +58,7 @@ export class Container {
   }
 
   /** vfio_iommu_driver_allowed: no-IOMMU containers use only the no-IOMMU backend, and vice versa. */
-  #allowed(driver: VfioIommuDriverOps<unknown>): boolean {
+  #allowed(driver: VfioIommuDriverOps): boolean {
     return this.noiommu === (driver === this.host.noiommuDriver);
   }
 
@@ -153,12 +153,7 @@ export class Container {
     if (claims) {
       // iommu_group_claim_dma_owner fails with EPERM while anyone (a DMA-doing host driver) owns the group (§2.8).
       if (!this.host.groupViable(group)) throw new SysError('EPERM', `group ${group.id} is not viable`);
-      try {
-        iommuGroup.claimDmaOwner(group);
-      } catch (e) {
-        if (isSysError(e, 'EBUSY')) throw new SysError('EPERM', `group ${group.id} DMA ownership is taken`);
-        throw e;
-      }
+      iommuGroup.claimDmaOwner(group);
     }
     if (this.backend) {
       try {

@@ -138,6 +138,11 @@ export class VfioDevice<T = unknown> {
   readonly data: T;
   /** Open count (number of opens of the device through any fd; 0 when closed). */
   openCount = 0;
+  /**
+   * The KVM instance of the group at first open (Linux device->kvm): valid from first open to last close only;
+   * a driver that needs it longer takes its own reference in openDevice.
+   */
+  kvm: unknown = undefined;
   /** @internal registration references: 1 while registered + 1 per open device file. */
   registrationRefs = 0;
   /** Life-cycle state. */
@@ -170,7 +175,7 @@ export class VfioDevice<T = unknown> {
 
   /** Puts the device in the set keyed by `setId` (vfio_assign_device_set); only before registration. */
   assignDeviceSet(setId: unknown): void {
-    this.hooks.assignDeviceSet(this as VfioDevice, setId);
+    this.hooks.assignDeviceSet(this, setId);
   }
 
   /** The set the device belongs to (after registration or assignment). */
@@ -185,7 +190,7 @@ export class VfioDevice<T = unknown> {
   async unregister(): Promise<void> {
     if (this.state !== 'registered') throw new SysError('EINVAL', `device ${this.name} is not registered`);
     this.state = 'unregistering';
-    this.hooks.unregisterDevice(this as VfioDevice);
+    this.hooks.unregisterDevice(this);
     this.registrationRefs--;
     let count = 0;
     while (this.registrationRefs > 0) {
@@ -236,7 +241,7 @@ export class VfioDevice<T = unknown> {
     this.#refs--;
     if (this.#refs === 0) {
       this.state = 'released';
-      this.hooks.releaseDevice(this as VfioDevice);
+      this.hooks.releaseDevice(this);
       this.ops.release?.(this);
     }
   }
@@ -246,16 +251,16 @@ export class VfioDevice<T = unknown> {
    * have a `dmaUnmap` op; at most 512 pages (E2BIG); returns one host page frame number per page.
    */
   pinPages(iova: bigint, npage: number, prot: number): bigint[] {
-    return this.hooks.pinPages(this as VfioDevice, iova, npage, prot);
+    return this.hooks.pinPages(this, iova, npage, prot);
   }
 
   /** Unpins pages pinned with {@link pinPages} (vfio_unpin_pages). */
   unpinPages(iova: bigint, npage: number): void {
-    this.hooks.unpinPages(this as VfioDevice, iova, npage);
+    this.hooks.unpinPages(this, iova, npage);
   }
 
   /** Copies between `buf` and the guest memory behind `iova` without pinning (vfio_dma_rw). */
   dmaRw(iova: bigint, buf: Uint8Array, write: boolean): void {
-    this.hooks.dmaRw(this as VfioDevice, iova, buf, write);
+    this.hooks.dmaRw(this, iova, buf, write);
   }
 }

@@ -32,7 +32,7 @@ export class SysfsFileOps implements FileOps {
     if (!this.node.write) throw new SysError('EACCES', 'read-only attribute');
     const r = this.node.write(data);
     // A write that waits (unbind) goes on in the background; `Process.writeAsync` waits for it instead.
-    if (isPromise(r)) r.catch((e: unknown) => this.log(`sysfs: background write failed: ${String(e)}`));
+    if (isPromise(r)) r.catch((e: unknown) => { this.log(`sysfs: background write failed: ${String(e)}`); });
     return data.length;
   }
 

@@ -13,7 +13,8 @@ import {
   VFIO_GROUP_UNSET_CONTAINER,
   vfioGroupStatus,
 } from '@vfio-ts/uapi';
-import { Container, ContainerFile } from './container.js';
+import type { Container} from './container.js';
+import { ContainerFile } from './container.js';
 import type { VfioDevice } from './device.js';
 import type { FileOps, OpenFile, SyscallContext } from './file.js';
 import type { IoctlArg, VfioGroupRef, VfioGroupType } from './iommu-driver.js';
@@ -39,6 +40,8 @@ export class Group implements VfioGroupRef {
   containerUsers = 0;
   /** The char device node in /dev/vfio. */
   readonly node: VfsCharDev;
+  /** The KVM instance associated by `fileSetKvm` (vfio_file_set_kvm), handed to devices at first open. */
+  kvm: unknown;
   /** The IOMMU group; cleared when the group's last device is removed (then the file answers ENODEV). */
   iommuGroup: IommuGroup | undefined;
 

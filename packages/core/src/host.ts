@@ -92,7 +92,7 @@ class HostImpl implements Host, ProcessHost {
     this.vfio = new VfioCore({
       platform,
       param: (m, n) => this.params.get(m, n),
-      log: (t) => this.platform.log(t),
+      log: (t) => { this.platform.log(t); },
     });
     this.root = this.#buildRoot();
     this.api = this.#buildApi();
@@ -158,20 +158,24 @@ class HostImpl implements Host, ProcessHost {
     return {
       platform: this.platform,
       registerIommuDriver: (ops) => vfio.registerIommuDriver(ops),
-      declareParam: (module, name, spec) => this.params.declare(module, name, spec),
+      declareParam: (module, name, spec) => { this.params.declare(module, name, spec); },
       param: (module, name) => this.params.get(module, name),
-      log: (text) => this.platform.log(text),
+      log: (text) => { this.platform.log(text); },
       registerPciDriver: (driver) => this.platform.pci.registerDriver(driver),
       allocDevice: (options) => vfio.allocDevice(options),
-      registerGroupDevice: (device, options) => vfio.registerGroupDevice(device as never, options),
-      registerEmulatedDevice: (device) => vfio.registerEmulatedDevice(device as never),
+      registerGroupDevice: (device, options) => { vfio.registerGroupDevice(device, options); },
+      registerEmulatedDevice: (device) => { vfio.registerEmulatedDevice(device); },
       deviceSet: (setId) => vfio.deviceSet(setId),
       registerFeatureHandler: (index, handler) => vfio.registerFeatureHandler(index, handler),
       registerDevNode: (path, spec) => this.#registerDevNode(path, spec),
       addSysfsNode: (dirPath, name, node) => this.platform.addSysfsNode(dirPath, name, node),
       fileIsGroup: (file) => vfio.fileIsGroup(file),
-      fileHasDevice: (file, device) => vfio.fileHasDevice(file, device as never),
+      fileHasDevice: (file, device) => vfio.fileHasDevice(file, device),
       deviceOfFile: (file) => vfio.deviceOfFile(file),
+      fileEnforcedCoherent: (file) => vfio.fileEnforcedCoherent(file),
+      fileSetKvm: (file, kvm) => {
+        vfio.fileSetKvm(file, kvm);
+      },
     };
   }
 
@@ -181,7 +185,7 @@ class HostImpl implements Host, ProcessHost {
     const name = path.slice(slash + 1);
     const entries = this.#devNodes.get(parent);
     if (!entries || name === '') throw new SysError('EINVAL', `device nodes live in ${DEV_DIRS.join(', ')}`);
-    let taken = false;
+    let taken: boolean;
     try {
       resolvePath(this.root, path, false);
       taken = true;

@@ -53,3 +53,5 @@ export type {
   VfioIommuDriverOps,
 } from './iommu-driver.js';
 export type { DevNodeSpec, HostPlugin, HostPluginApi, HostPluginApiBase, ModuleParamSpec } from './plugin.js';
+export { cString, intArg, groupStatus, openVfioDevice } from './helpers.js';
+export type { OpenVfioDeviceOptions, OpenedVfioDevice } from './helpers.js';

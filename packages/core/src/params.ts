@@ -103,15 +103,14 @@ export class ParamRegistry {
 
   /** The /sys/module directory. */
   sysfsDir(): VfsDir {
-    const self = this;
     return {
       kind: 'dir',
       mode: 0o755,
       uid: 0,
       gid: 0,
-      entries(): ReadonlyMap<string, VfsNode> {
+      entries: (): ReadonlyMap<string, VfsNode> => {
         const out = new Map<string, VfsNode>();
-        for (const m of [...self.#modules.keys()].sort()) out.set(m, self.#moduleDir(m));
+        for (const m of [...this.#modules.keys()].sort()) out.set(m, this.#moduleDir(m));
         return out;
       },
     };

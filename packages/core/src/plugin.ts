@@ -70,6 +70,10 @@ export interface HostPluginApi extends HostPluginApiBase {
   fileIsGroup(file: OpenFile): boolean;
   /** vfio_file_has_dev: the file is `device`'s group or a device file of it. */
   fileHasDevice<T>(file: OpenFile, device: VfioDevice<T>): boolean;
+  /** vfio_file_enforced_coherent (undefined for a file that is neither a group nor a device). */
+  fileEnforcedCoherent(file: OpenFile): boolean | undefined;
+  /** vfio_file_set_kvm. */
+  fileSetKvm(file: OpenFile, kvm: unknown): void;
   /** The device behind a device file. */
   deviceOfFile(file: OpenFile): VfioDevice | undefined;
 }

@@ -123,13 +123,12 @@ export class Process implements Task, Credentials {
     this.#memlock = init.memlockLimit;
     this.#memlockHard = init.memlockHard;
     this.mm = init.mm;
-    this.#files = init.files ?? new Map();
+    this.#files = init.files ?? new Map<number, OpenFile>();
     this.#fds = IdAllocator.withUsed(3, this.#files.keys());
-    const self = this;
     this.#call = {
       task: this,
-      eventfd(fd: number): EventFdContext {
-        const f = self.#file(fd);
+      eventfd: (fd: number): EventFdContext => {
+        const f = this.#file(fd);
         if (!(f.ops instanceof EventFdFileOps)) throw new SysError('EINVAL', `fd ${fd} is not an eventfd`);
         return f.ops.ctx;
       },
@@ -238,7 +237,7 @@ export class Process implements Task, Credentials {
         if ((want & W_OK) !== 0 && ((node.mode & 0o222) === 0 || (!node.write && !node.pwrite))) {
           throw new SysError('EACCES', `${path} is read-only`);
         }
-        file = new OpenFile(new SysfsFileOps(node, (t) => this.host.log(t)), flags);
+        file = new OpenFile(new SysfsFileOps(node, (t) => { this.host.log(t); }), flags);
         break;
       case 'chardev':
         if (!permitted(this, node, want)) throw new SysError('EACCES', `permission denied: ${path}`);
@@ -438,7 +437,7 @@ export class Process implements Task, Credentials {
         }
         if (Number.isFinite(remaining)) {
           const t = clock.setTimeout(wake, remaining);
-          undo.push(() => t.cancel());
+          undo.push(() => { t.cancel(); });
         }
       });
       this.#alive();

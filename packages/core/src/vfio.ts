@@ -53,7 +53,7 @@ export interface VfioCoreEnv {
 
 /** The VFIO core of a host. */
 export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
-  readonly #drivers: VfioIommuDriverOps<unknown>[] = [];
+  readonly #drivers: VfioIommuDriverOps[] = [];
   /** Groups by IOMMU group number. */
   readonly groups = new Map<number, Group>();
   /** Devices by index. */
@@ -66,7 +66,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
   /** The task that first opened each device (the mm the emulated-IOMMU helpers act for). */
   readonly #opener = new WeakMap<VfioDevice, Task>();
   readonly #deviceRefs = new WeakMap<VfioDevice, VfioDeviceRef>();
-  readonly noiommuDriver: VfioIommuDriverOps<unknown>;
+  readonly noiommuDriver: VfioIommuDriverOps;
 
   constructor(readonly env: VfioCoreEnv) {
     const noiommuEnabled = (): boolean => this.noiommuEnabled;
@@ -111,13 +111,13 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
 
   /* ---------------------------------------------------------------- IOMMU backends (§2.5) */
 
-  iommuDrivers(): readonly VfioIommuDriverOps<unknown>[] {
+  iommuDrivers(): readonly VfioIommuDriverOps[] {
     return this.#drivers;
   }
 
   /** vfio_register_iommu_driver: EINVAL for a taken name; newest first in the polling order. */
   registerIommuDriver<D>(ops: VfioIommuDriverOps<D>): () => void {
-    const driver = ops as VfioIommuDriverOps<unknown>;
+    const driver = ops as VfioIommuDriverOps;
     if (this.#drivers.some((d) => d.name === driver.name)) {
       throw new SysError('EINVAL', `IOMMU driver ${driver.name} already registered`);
     }
@@ -132,10 +132,10 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     };
   }
 
-  backendEnv(driver: VfioIommuDriverOps<unknown>): IommuBackendEnv {
+  backendEnv(driver: VfioIommuDriverOps): IommuBackendEnv {
     return {
       param: (name) => this.env.param(driver.module, name),
-      log: (text) => this.env.log(text),
+      log: (text) => { this.env.log(text); },
     };
   }
 
@@ -344,7 +344,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
       this.#putRegistration(device);
       throw new SysError('EBUSY', `device set of ${device.name} is busy`);
     }
-    return this.#openLocked(group, device, set, call, false) as number;
+    return this.#openLocked(group, device, set, call, false);
   }
 
   /** VFIO_GROUP_GET_DEVICE_FD that waits for the device-set lock and for an asynchronous open_device. */
@@ -434,6 +434,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     group.openedFile!.get();
     group.containerUsers++;
     this.#opener.set(device, call.task);
+    device.kvm = group.kvm;
     const b = container.backend;
     const ref = this.#deviceRef(device);
     if (b.driver.registerDevice && b.driver.unregisterDevice) b.driver.registerDevice(b.data, ref);
@@ -451,6 +452,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     const b = group.container?.backend;
     if (b?.driver.registerDevice && b.driver.unregisterDevice) b.driver.unregisterDevice(b.data, this.#deviceRef(device));
     this.#opener.delete(device);
+    device.kvm = undefined;
     group.containerUsers--;
     group.openedFile!.put();
   }
@@ -458,9 +460,14 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
   #deviceRef(device: VfioDevice): VfioDeviceRef {
     let ref = this.#deviceRefs.get(device);
     if (!ref) {
-      const dmaUnmap = device.ops.dmaUnmap;
-      ref = dmaUnmap
-        ? { name: device.name, dmaUnmap: (iova: bigint, length: bigint) => dmaUnmap.call(device.ops, device, iova, length) }
+      const ops = device.ops;
+      ref = ops.dmaUnmap
+        ? {
+            name: device.name,
+            dmaUnmap: (iova: bigint, length: bigint): void => {
+              ops.dmaUnmap?.(device, iova, length);
+            },
+          }
         : { name: device.name };
       this.#deviceRefs.set(device, ref);
     }
@@ -485,7 +492,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
       } catch (e) {
         this.log(`vfio: ${device.name}: close_device failed: ${String(e)}`);
       }
-      const finish = (): void => this.#unwindFirstOpen(group, device);
+      const finish = (): void => { this.#unwindFirstOpen(group, device); };
       if (isPromise(r)) {
         return r.then(finish, (e: unknown) => {
           this.log(`vfio: ${device.name}: close_device failed: ${String(e)}`);
@@ -502,7 +509,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
           this.#putRegistration(device);
           return undefined;
         }
-        return Promise.resolve(close()).then(() => this.#putRegistration(device));
+        return Promise.resolve(close()).then(() => { this.#putRegistration(device); });
       });
       return;
     }
@@ -609,6 +616,24 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     if (file.ops instanceof GroupFile) return file.ops.group.devices.includes(device) || device.group === file.ops.group;
     if (file.ops instanceof DeviceFile) return file.ops.state.device === device;
     return false;
+  }
+
+  /**
+   * vfio_file_enforced_coherent: whether DMA of everything behind the file (a group or a device file) is cache
+   * coherent; `undefined` when the file is neither.
+   */
+  fileEnforcedCoherent(file: OpenFile): boolean | undefined {
+    if (file.ops instanceof GroupFile) return file.ops.group.iommuGroup?.cacheCoherent ?? false;
+    if (file.ops instanceof DeviceFile) {
+      const g = file.ops.state.group;
+      return g.type !== 'iommu' || (g.iommuGroup?.cacheCoherent ?? false);
+    }
+    return undefined;
+  }
+
+  /** vfio_file_set_kvm: associates a KVM instance with a group file (devices pick it up at first open). */
+  fileSetKvm(file: OpenFile, kvm: unknown): void {
+    if (file.ops instanceof GroupFile) file.ops.group.kvm = kvm;
   }
 
   /** The device behind a device file, if it is one. */

@@ -175,6 +175,7 @@ export class Type1Container {
   #pgsizeBitmap = PAGE_MASK_U64;
   #numNonPinnedGroups = 0;
   #dirtyTracking = false;
+  #ones: Uint8Array | undefined;
 
   constructor(v2: boolean, env: IommuBackendEnv) {
     this.v2 = v2;
@@ -646,6 +647,12 @@ export class Type1Container {
   /* Dirty tracking (§4 "Dirty tracking")                                                                        */
   /* ---------------------------------------------------------------------------------------------------------- */
 
+  /** A reusable all-ones buffer (1 MiB) for reporting fully dirty mappings. */
+  #onesChunk(): Uint8Array {
+    this.#ones ??= new Uint8Array(1 << 20).fill(0xff);
+    return this.#ones;
+  }
+
   #allocBitmap(dma: Dma): void {
     const npages = dma.size / this.#minPgsize();
     if (npages > DIRTY_BITMAP_PAGES_MAX) throw new SysError('EINVAL', 'mapping too large for a dirty bitmap');
@@ -733,20 +740,41 @@ export class Type1Container {
     const addr = data + (bitOffset / 64n) * 8n;
     const shift = Number(bitOffset % 64n);
     const full = this.#numNonPinnedGroups > 0 && dma.iommuMapped;
-    let bytes: Uint8Array;
-    if (full) {
-      const words = new Uint32Array(Math.ceil((nbits + shift) / 64) * 2);
-      setBits(words, shift, nbits);
-      bytes = new Uint8Array(words.buffer);
-    } else {
-      bytes = shiftedBytes(bm, nbits, shift);
-    }
-    if (shift !== 0) {
-      // The first word is shared with the previous mapping's bits: OR with what the user buffer holds.
+    const totalBits = nbits + shift;
+    const nbytes = Number(dirtyBitmapBytes(BigInt(totalBits)));
+    // The first word is shared with the previous mapping's bits: OR with what the user buffer holds.
+    const orHead = (bytes: Uint8Array): void => {
+      if (shift === 0) return;
       const left = user.read(addr, 8);
       for (let i = 0; i < 8; i++) bytes[i]! |= left[i]!;
+    };
+    if (full && nbytes > 16) {
+      // Everything dirty: write the two edge words and stream all-ones in between, without materializing the
+      // mapping's bitmap (the common case while a VFIO device does DMA without pinning).
+      const head = new Uint32Array(2);
+      setBits(head, shift, 64 - shift);
+      const headBytes = new Uint8Array(head.buffer);
+      orHead(headBytes);
+      const tail = new Uint32Array(2);
+      setBits(tail, 0, totalBits - (nbytes - 8) * 8);
+      user.write(addr, headBytes);
+      const ones = this.#onesChunk();
+      for (let at = 8; at < nbytes - 8; at += ones.length) {
+        user.write(addr + BigInt(at), ones.subarray(0, Math.min(ones.length, nbytes - 8 - at)));
+      }
+      user.write(addr + BigInt(nbytes - 8), new Uint8Array(tail.buffer));
+    } else {
+      let bytes: Uint8Array;
+      if (full) {
+        const words = new Uint32Array(nbytes / 4);
+        setBits(words, shift, nbits);
+        bytes = new Uint8Array(words.buffer);
+      } else {
+        bytes = shiftedBytes(bm, nbits, shift);
+      }
+      orHead(bytes);
+      user.write(addr, bytes);
     }
-    user.write(addr, bytes);
     if (dma.bitmapTouched) {
       bm.fill(0);
       dma.bitmapTouched = false;
@@ -981,9 +1009,9 @@ export class Type1Container {
    */
   #unmapUnpinReaccount(): void {
     for (const dma of this.#dmas) {
-      const unlocked = this.#unmapUnpin(dma, false);
-      const locked = dma.pins.size;
-      const delta = locked - unlocked;
+      this.#unmapUnpin(dma, false);
+      // Only the external pins stay accounted (Linux: locked - unlocked on the mapping's mm).
+      const delta = dma.pins.size - dma.lockedPages;
       if (delta !== 0) {
         // Adding back pages that were already accounted never exceeds the limit in Linux (no check on this path).
         dma.mm.memlock.adjust(delta);

@@ -102,6 +102,18 @@ describe('power management', () => {
     // A write not starting at PMCSR does not change state.
     cfg.write(0xcd, 1, 0x00);
     expect(setPowerState).toHaveBeenCalledTimes(2);
+    // Data select/scale go through; PMC stays read-only.
+    cfg.write(0xcd, 1, 0x1e);
+    expect(fn.peek(0xcd, 1)).toBe(0x9f); // PME_En and PME_Status as the device had them
+    cfg.write(0xca, 2, 0xffff);
+    expect(fn.peek(0xca, 2)).toBe(0xc822);
+  });
+
+  it('keeps the recorded power state when the hook refuses the change', () => {
+    const cfg = new VfioPciConfig(e1000e(), { hooks: { setPowerState: () => false } });
+    cfg.write(0xcc, 2, 0x0003);
+    expect(cfg.powerState).toBe(0);
+    expect(cfg.memoryEnabled).toBe(true); // still D0, and the fixture's COMMAND has MEM set
   });
 
   it('by default moves the device itself, refusing D1/D2 it does not support', () => {
@@ -110,8 +122,9 @@ describe('power management', () => {
     cfg.write(0xcc, 2, 0x0003);
     expect(fn.peek(0xcc, 2) & 3).toBe(3);
     expect(cfg.read(0xcc, 2) & 3).toBe(3);
-    cfg.write(0xcc, 2, 0x0001);
+    cfg.write(0xcc, 2, 0x0001); // e1000e claims no D1: refused
     expect(fn.peek(0xcc, 2) & 3).toBe(3);
+    expect(cfg.powerState).toBe(3);
     cfg.write(0xcc, 2, 0x0000);
     expect(fn.peek(0xcc, 2) & 3).toBe(0);
   });
@@ -136,6 +149,10 @@ describe('PCI Express', () => {
     const resetFunction = vi.fn();
     const cfg = new VfioPciConfig(fn, { hooks: { resetFunction } });
     expect(cfg.capabilities()[0]!.length).toBe(52);
+    cfg.write(0x44, 4, 0); // DEVCAP: read-only
+    expect(cfg.read(0x44, 4)).toBe(0x10008000);
+    cfg.write(0x42, 2, 0xffff); // PCIe flags: read-only
+    expect(fn.peek(0x42, 2)).toBe(0x0002);
     cfg.write(0x48, 2, cfg.read(0x48, 2) | 0x8000);
     expect(resetFunction).toHaveBeenCalledTimes(1);
     expect(cfg.read(0x48, 2) & 0x8000).toBe(0);
@@ -179,6 +196,8 @@ describe('Advanced Features', () => {
     cfg.write(0x44, 1, 0x01);
     expect(resetFunction).toHaveBeenCalledTimes(1);
     expect(cfg.read(0x44, 1)).toBe(0);
+    cfg.write(0x42, 2, 0); // length and AF capabilities: read-only
+    expect(cfg.read(0x42, 2)).toBe(0x0306);
     const noTp = vi.fn();
     new VfioPciConfig(mk(0x02), { hooks: { resetFunction: noTp } }).write(0x44, 1, 0x01);
     expect(noTp).not.toHaveBeenCalled();

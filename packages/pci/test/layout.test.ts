@@ -214,7 +214,9 @@ describe('access path', () => {
     expectErr(() => cfg.readBytes(-1, 1), 'EFAULT');
     expectErr(() => cfg.writeBytes(0xfe, new Uint8Array(4)), 'EFAULT');
     expectErr(() => cfg.read(0, 3 as 4), 'EINVAL');
-    expectErr(() => cfg.write(0, 4, 1.5), 'EINVAL');
+    expectErr(() => {
+      cfg.write(0, 4, 1.5);
+    }, 'EINVAL');
     expectErr(() => cfg.readBytes(0.5, 1), 'EINVAL');
     expect(cfg.readBytes(4000, 0)).toHaveLength(0);
     expect(cfg.writeBytes(9999, new Uint8Array(0))).toBe(0);

@@ -18,9 +18,15 @@ export interface Platform {
   iommuGroups(): readonly IommuGroup[];
   /**
    * Creates a software IOMMU group for a device that has none (Linux iommu_group_alloc for emulated and
-   * no-IOMMU VFIO groups); it has no hardware and its number is the next free one.
+   * no-IOMMU VFIO groups); it has no hardware and its number is the lowest free one. When `device` names a PCI
+   * function without a group (iommu_group_add_device), the function joins it and sysfs shows the link.
    */
-  allocSoftGroup(name: string): IommuGroup;
+  allocSoftGroup(name: string, device?: string): IommuGroup;
+  /**
+   * Drops a software group made by {@link allocSoftGroup} (iommu_group_remove_device + iommu_group_put): its
+   * device leaves it and its number becomes free again. Optional; hardware groups are never released.
+   */
+  releaseSoftGroup?(group: IommuGroup): void;
   readonly pci: PciBus;
   /** A new eventfd kernel object with `initval`. */
   createEventFd(initval: bigint, semaphore: boolean): EventFdContext;

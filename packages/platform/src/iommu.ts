@@ -64,14 +64,21 @@ export interface IommuGroup {
   /** Reserved regions of every device in the group, merged. */
   reservedRegions(): readonly ReservedRegion[];
   /**
-   * Claims user-space DMA ownership (iommu_group_claim_dma_owner): EBUSY while a device of the group is bound
-   * to a host driver that does DMA, or while another owner holds it. The same owner may claim again (counted).
+   * Claims user-space DMA ownership (iommu_group_claim_dma_owner): EPERM, as Linux 6.12 returns it, while a
+   * device of the group is bound to a host driver that does DMA or while another owner holds it; EBUSY while a
+   * domain is attached outside ownership. The same owner may claim again (counted).
    */
   claimDmaOwner(owner: DmaOwner): void;
   /** Releases one claim; the group returns to its default domain with the last one. */
   releaseDmaOwner(owner: DmaOwner): void;
   /** The current DMA owner, if any. */
   readonly dmaOwner: DmaOwner | undefined;
+  /**
+   * iommu_group_dma_owner_claimed(): true while user space owns the group or a device of it is bound to a host
+   * driver that does DMA (VFIO_GROUP_GET_STATUS reports the group viable only when false). Optional for
+   * implementations that predate it; `@vfio-ts/sim` provides it.
+   */
+  readonly dmaOwnerClaimed?: boolean;
   /** Attaches the group's devices to `domain` (EBUSY if already attached to another one). */
   attachDomain(domain: IommuDomain): void;
   /** Detaches from `domain`; the group blocks DMA while owned by user space and unattached. */

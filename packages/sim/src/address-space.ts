@@ -207,8 +207,10 @@ export class SimAddressSpace implements AddressSpace {
 
   munmap(vaddr: bigint, length: bigint): void {
     const start = toVpn(vaddr, 'address');
+    if (length <= 0n || vaddr + length > BigInt(USER_END_VPN) * BigInt(PAGE_SIZE)) {
+      throw sysError('EINVAL', 'bad munmap range');
+    }
     const end = start + pagesOf(length);
-    if (end > USER_END_VPN) throw sysError('EINVAL', 'range exceeds the address space');
     const first = Math.max(0, this.floorIndex(start));
     const hit: Vma[] = [];
     for (let i = first; i < this.vmas.length && this.vmas[i]!.start < end; i++) {

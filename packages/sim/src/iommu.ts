@@ -29,6 +29,8 @@ export interface VtdOptions {
   apertureBits?: number;
   /** IOMMU_CAP_CACHE_COHERENCY (snoop control); default true. */
   cacheCoherent?: boolean;
+  /** Interrupt remapping isolates MSIs (iommu_group_has_isolated_msi); default true. */
+  isolatedMsi?: boolean;
 }
 
 const LEVEL_SHIFT = [0, 12, 21, 30, 39] as const;
@@ -137,10 +139,10 @@ export class SimIommuDomain implements IommuDomain {
 
   private setLeaf(iova: number, leaf: Leaf): void {
     let t = this.root;
-    for (let level = 4; level > leaf.level; level--) {
+    for (let level = 4; ; level--) {
       const i = Math.floor(iova / pow2(LEVEL_SHIFT[level]!)) % 512;
       const slot = t.slots[i];
-      if (level - 1 === leaf.level) {
+      if (level === leaf.level) {
         // An empty lower table left behind by earlier unmaps is replaced by the large entry.
         if (!slot) t.used++;
         t.slots[i] = leaf;
@@ -229,6 +231,7 @@ export class SimIommu implements IommuHardware {
   readonly pgsizeBitmap: bigint;
   readonly aperture: { readonly start: bigint; readonly end: bigint };
   readonly cacheCoherent: boolean;
+  readonly isolatedMsi: boolean;
   private nextDomain = 1;
   private readonly faultLog: IommuFault[] = [];
 
@@ -245,6 +248,7 @@ export class SimIommu implements IommuHardware {
     this.pgsizeBitmap = bitmap;
     this.aperture = { start: 0n, end: (1n << BigInt(bits)) - 1n };
     this.cacheCoherent = options.cacheCoherent ?? true;
+    this.isolatedMsi = options.isolatedMsi ?? true;
   }
 
   allocDomain(): SimIommuDomain {
@@ -361,6 +365,17 @@ export class SimIommuGroup implements IommuGroup {
 
   get cacheCoherent(): boolean {
     return this.hardware?.cacheCoherent ?? false;
+  }
+
+  /** Whether MSIs are isolated (interrupt remapping); software groups have no IOMMU and so no isolation. */
+  get isolatedMsi(): boolean {
+    return this.hardware?.isolatedMsi ?? false;
+  }
+
+  /** A paging domain on the IOMMU serving the group (iommu_paging_domain_alloc); ENODEV for software groups. */
+  allocDomain(): SimIommuDomain {
+    if (!this.hardware) throw sysError('ENODEV', `group ${this.id} has no IOMMU`);
+    return this.hardware.allocDomain();
   }
 
   /**

@@ -249,7 +249,7 @@ export class ConfigSpaceFunction implements PciFunction {
     for (const s of specs) {
       const size = BigInt(s.size);
       if (!Number.isInteger(s.index) || s.index < 0 || s.index >= nbars) throw sysError('EINVAL', `bad BAR index ${s.index}`);
-      if (!BAR_TYPES.includes(s.type)) throw sysError('EINVAL', `bad BAR type ${String(s.type)}`);
+      if (!BAR_TYPES.includes(s.type)) throw sysError('EINVAL', `bad BAR type ${s.type}`);
       const is64 = s.type.startsWith('mem64');
       const io = s.type === 'io';
       if (!isPow2(size)) throw sysError('EINVAL', `BAR ${s.index} size must be a power of two`);
@@ -269,7 +269,7 @@ export class ConfigSpaceFunction implements PciFunction {
       });
     }
     const rom = options.rom;
-    let romContents = new Uint8Array(0);
+    let romContents: Uint8Array = new Uint8Array(0);
     if (rom instanceof Uint8Array) {
       romContents = rom;
       let sz = 2048n;

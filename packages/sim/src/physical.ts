@@ -15,10 +15,10 @@ export const PAGES_1G = 512 * 512;
  * from its number; inside a region consecutive allocations leave a gap, so neighbours are never contiguous
  * (a 4K-backed range pins as single-page runs, consecutive hugepages as one run per hugepage).
  */
-const REGION_4K = 0x100000; // pa 4 GiB
-const REGION_2M = 0x10000000; // pa 1 TiB
-const REGION_1G = 0x400000000; // pa 64 TiB
-const REGION_MMIO = 0x1000000000; // pa 256 TiB: synthetic frames of device mappings
+const REGION_4K = 2 ** 20; // pa 4 GiB .. 16 TiB
+const REGION_2M = 2 ** 32; // pa 16 TiB .. 256 TiB
+const REGION_1G = 2 ** 36; // pa 256 TiB .. 4 PiB
+const REGION_MMIO = 2 ** 40; // pa 4 PiB: synthetic frames of device mappings (pa stays below 2^53)
 
 /** A hugepage block's pin counts as sorted disjoint segments [start, end) → count (offsets within the block). */
 interface HugeBlock {

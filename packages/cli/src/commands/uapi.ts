@@ -64,13 +64,18 @@ function structView(s: StructLike): StructView {
   return { name: s.name, size: s.size, minsz: s.minsz, fields: s.fields.map((f) => ({ name: f.name, offset: f.offset, size: f.size, type: f.type })) };
 }
 
-function ioctlView(io: IoctlLike, tables: UapiTables): IoctlView {
-  const codec = io.struct === null ? undefined : tables.structs[io.struct];
+/** An ioctl as JSON with its struct by name (the list) — {@link ioctlView} swaps in the layout. */
+function ioctlSummary(io: IoctlLike): IoctlView {
   return {
     name: io.name, number: hex(io.request), request: io.request, nr: io.nr, fd: io.fd, arg: io.arg, summary: io.summary,
     ...(io.since === undefined ? {} : { since: io.since }),
-    struct: codec ? structView(codec) : io.struct,
+    struct: io.struct,
   };
+}
+
+function ioctlView(io: IoctlLike, tables: UapiTables): IoctlView {
+  const codec = io.struct === null ? undefined : tables.structs[io.struct];
+  return { ...ioctlSummary(io), struct: codec ? structView(codec) : io.struct };
 }
 
 function structBlocks(s: StructView): Block[] {
@@ -83,19 +88,26 @@ function structBlocks(s: StructView): Block[] {
   ];
 }
 
+/** The struct column of an ioctl that takes no named struct: how its argument travels instead. */
+function argWithoutStruct(arg: string): string {
+  switch (arg) {
+    case 'none': return '-';
+    case 'value': return '(integer by value)';
+    case 'int-pointer': return '(pointer to an int)';
+    case 'string': return '(string)';
+    case 'struct': return '(struct not in uapi)';
+    default: return `(${arg})`;
+  }
+}
+
 /** The table of every ioctl (`vfio uapi`). */
 export function listIoctls(tables: UapiTables = DEFAULT_TABLES): Report {
   return {
-    data: {
-      ioctls: tables.ioctls.map((io) => ({
-        name: io.name, number: hex(io.request), request: io.request, nr: io.nr, fd: io.fd, struct: io.struct, arg: io.arg, summary: io.summary,
-        ...(io.since === undefined ? {} : { since: io.since }),
-      })),
-    },
+    data: { ioctls: tables.ioctls.map(ioctlSummary) },
     blocks: [
       table(
         ['ioctl', { header: 'number', align: 'right' }, 'fd', 'struct'],
-        tables.ioctls.map((io) => [io.name, hex(io.request), io.fd, io.struct ?? `(${io.arg})`]),
+        tables.ioctls.map((io) => [io.name, hex(io.request), io.fd, io.struct ?? argWithoutStruct(io.arg)]),
       ),
       fields([['ioctls', String(tables.ioctls.length)]]),
     ],
@@ -163,6 +175,11 @@ export function resolveUapiName(query: string, tables: UapiTables = DEFAULT_TABL
   );
 }
 
+/** The fd types the ioctls are issued on, in table order. */
+function fdTypes(tables: UapiTables): string[] {
+  return [...new Set(tables.ioctls.map((io) => io.fd))];
+}
+
 /** Builds the command over the given tables (tests pass small ones). */
 export function makeUapiCommand(tables: UapiTables = DEFAULT_TABLES): VfioCommand {
   return {
@@ -173,10 +190,19 @@ export function makeUapiCommand(tables: UapiTables = DEFAULT_TABLES): VfioComman
         .description('Without NAME: every ioctl with its request number, the fd it is issued on and its argument struct. '
           + 'With NAME (an ioctl, a request number such as 0x3b71, or a struct name): its details and the struct\'s '
           + 'fields with their byte offsets and sizes (LP64), plus the struct size and minsz.')
-        .argument('[name]', 'an ioctl (VFIO_IOMMU_MAP_DMA; case and the VFIO_ prefix optional), a request number or a struct name');
+        .argument('[name]', 'an ioctl (VFIO_IOMMU_MAP_DMA; case and the VFIO_ prefix optional), a request number or a struct name')
+        .option('--fd <type>', `list only the ioctls of one fd type (${fdTypes(tables).join(', ')})`);
     },
-    run: ({ args }) => {
+    run: ({ args, options }) => {
       const name = args[0];
+      const fd = options['fd'];
+      if (typeof fd === 'string') {
+        if (typeof name === 'string') throw new CliError('--fd filters the list, so it takes no NAME', `run 'vfio uapi --fd ${fd}' or 'vfio uapi ${name}'`, EXIT_USAGE);
+        if (!fdTypes(tables).includes(fd)) {
+          throw new CliError(`no ioctl is issued on a '${fd}' fd`, `the fd types are ${fdTypes(tables).join(', ')}`, EXIT_USAGE);
+        }
+        return listIoctls({ ioctls: tables.ioctls.filter((io) => io.fd === fd), structs: tables.structs });
+      }
       if (typeof name !== 'string') return listIoctls(tables);
       const found = resolveUapiName(name, tables);
       switch (found.kind) {

@@ -340,7 +340,8 @@ class EduDevice implements EduFunction {
         break;
       case EDU_REG.STATUS:
         // Only IRQ_FACT is writable; COMPUTING is the device's.
-        this.status = v32 & EDU_STATUS.IRQ_FACT ? this.status | EDU_STATUS.IRQ_FACT : this.status & ~EDU_STATUS.IRQ_FACT;
+        if (v32 & EDU_STATUS.IRQ_FACT) this.status |= EDU_STATUS.IRQ_FACT;
+        else this.status &= ~EDU_STATUS.IRQ_FACT;
         break;
       case EDU_REG.IRQ_RAISE:
         this.raiseIrq(v32);

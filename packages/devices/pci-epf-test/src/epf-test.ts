@@ -90,7 +90,9 @@ export interface PciEpfTestOptions {
   readonly vendorId?: number;
   /** configfs `deviceid`; default 0xb500 (DRA74x), an id pci_endpoint_test binds to. */
   readonly deviceId?: number;
+  /** configfs `subsys_vendor_id` ("don't care" in the howto); default 0. */
   readonly subsystemVendorId?: number;
+  /** configfs `subsys_id`; default 0. */
   readonly subsystemId?: number;
   /** configfs `msi_interrupts`: 0 (no MSI capability) or a power of two up to 32. Default 32. */
   readonly msiVectors?: number;
@@ -251,7 +253,9 @@ class EpfTestDevice implements PciEpfTestFunction {
     chain.push(EXP);
     if (this.msixVectors > 0) chain.push(MSIX);
     c.set8(PCI_CAPABILITY_LIST, PM);
-    chain.forEach((at, i) => c.set8(at + 1, chain[i + 1] ?? 0));
+    chain.forEach((at, i) => {
+      c.set8(at + 1, chain[i + 1] ?? 0);
+    });
 
     // Power management 1.2: D0 and D3hot only, no PME; PowerState is the one writable field.
     c.set8(PM, PCI_CAP_ID_PM);

@@ -41,10 +41,12 @@ export interface VfioPciConfigHooks {
   intxMask?(masked: boolean): void;
   /**
    * The user wrote PowerState (PM capability). vfio-pci changes the state itself (saving and restoring state
-   * around D3hot for NoSoftRst- devices). Default: write the PowerState bits of the device, skipping D1/D2 when
-   * the PM capability does not claim them (as pci_set_power_state refuses them).
+   * around D3hot for NoSoftRst- devices). Return `false` when the change was refused, so {@link
+   * VfioPciConfig.powerState} keeps the old state (the user's write still succeeds, as in Linux). Default: write
+   * the PowerState bits of the device, refusing D1/D2 when the PM capability does not claim them (as
+   * pci_set_power_state does).
    */
-  setPowerState?(state: PciPowerState): void;
+  setPowerState?(state: PciPowerState): boolean | void;
   /** The user requested a function-level reset (PCIe DEVCTL or AF CTRL, on a device able to FLR). Default: nothing. */
   resetFunction?(): void;
   /** Reads one VPD dword at `address`; `undefined` means the read failed (the completion flag is then not toggled). */
@@ -70,6 +72,7 @@ export interface VfioPciConfigOptions {
   readonly configSize?: 256 | 4096;
   /** Length of a platform shadow ROM (Linux `pdev->romlen`), used for ROM sizing when the device has no ROM BAR. */
   readonly shadowRomSize?: number;
+  /** Side effects of config writes (FLR, power state, INTx masking, BAR zapping, VPD). */
   readonly hooks?: VfioPciConfigHooks;
 }
 
@@ -301,7 +304,7 @@ export class VfioPciConfig {
   }
 
   /**
-   * Whether BAR accesses may proceed (Linux __vfio_pci_memory_enabled): the function is above D3hot and
+   * Whether BAR accesses may proceed (Linux __vfio_pci_memory_enabled): the function is in D0–D2 and
    * memory decoding is on in the virtual COMMAND (always, for functions without the bit).
    */
   get memoryEnabled(): boolean {
@@ -811,20 +814,21 @@ export class VfioPciConfig {
     if (offset !== R.PCI_PM_CTRL) return;
     const state = (value & R.PCI_PM_CTRL_STATE_MASK) as PciPowerState;
     if (state >= 3) this.#hooks.zapBarMappings?.();
-    const hook = this.#hooks.setPowerState;
-    if (hook) hook(state);
-    else this.#setPowerStateDefault(pos - offset, state);
-    this.powerState = state;
+    const done = this.#hooks.setPowerState
+      ? this.#hooks.setPowerState(state) !== false
+      : this.#setPowerStateDefault(pos - offset, state);
+    if (done) this.powerState = state;
   };
 
   /** What pci_set_power_state does to the register when nobody else handles it. */
-  #setPowerStateDefault(capStart: number, state: PciPowerState): void {
+  #setPowerStateDefault(capStart: number, state: PciPowerState): boolean {
     const pmc = this.#hw(capStart + R.PCI_PM_PMC, 2);
-    if ((state === 1 && !(pmc & 0x0200)) || (state === 2 && !(pmc & 0x0400))) return;
+    if ((state === 1 && !(pmc & R.PCI_PM_CAP_D1)) || (state === 2 && !(pmc & R.PCI_PM_CAP_D2))) return false;
     const ctrlPos = capStart + R.PCI_PM_CTRL;
     const ctrl = this.#hw(ctrlPos, 2);
     // Keep PME_Status from being cleared by the write (it is write-one-to-clear).
     this.#hwWrite(ctrlPos, 2, (ctrl & ~(R.PCI_PM_CTRL_STATE_MASK | R.PCI_PM_CTRL_PME_STATUS)) | state);
+    return true;
   }
 
   readonly #vpdWrite: WriteFn = (perm, pos, count, offset, value) => {

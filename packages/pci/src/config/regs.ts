@@ -114,6 +114,8 @@ export const PCI_EXT_CAP_ID_MAX = 0x2e;
 
 // Power management
 export const PCI_PM_PMC = 2;
+export const PCI_PM_CAP_D1 = 0x0200;
+export const PCI_PM_CAP_D2 = 0x0400;
 export const PCI_PM_CAP_PME_MASK = 0xf800;
 export const PCI_PM_CTRL = 4;
 export const PCI_PM_CTRL_STATE_MASK = 0x0003;

@@ -1,0 +1,150 @@
+/**
+ * `simPlatform(options)`: a whole simulated host — physical memory, address spaces, the IOMMU and its groups, the
+ * PCI bus with host drivers, eventfds, a clock, sysfs and the kernel log — behind the `@vfio-ts/platform` contract.
+ */
+import type { IommuGroup, Platform, VfsDir, VfsNode } from '@vfio-ts/platform';
+import { sysError } from '@vfio-ts/uapi';
+import { SimAddressSpace } from './address-space.js';
+import { SimClock, type ClockMode } from './clock.js';
+import { SimEventFd } from './eventfd.js';
+import { SimIommu, SimIommuGroup, type VtdOptions } from './iommu.js';
+import { SimPciBus, type SimHostDriverSpec, type SimPciDeviceEntry } from './pci-bus.js';
+import { SimPhysicalMemory } from './physical.js';
+import { SimSysfs } from './sysfs.js';
+
+/** Options of {@link simPlatform}. */
+export interface SimPlatformOptions {
+  /**
+   * 'vtd' (default): an Intel VT-d-like IOMMU (4K|2M|1G pages, 48-bit aperture, MSI window reserved);
+   * `{ model: 'vtd', ...VtdOptions }` to tune it; 'none': no IOMMU, devices have no group.
+   */
+  readonly iommu?: 'vtd' | 'none' | ({ readonly model: 'vtd' } & VtdOptions);
+  /** PCI functions and bridges (see README for the entry shapes). */
+  readonly devices?: readonly SimPciDeviceEntry[];
+  /** Host driver stubs devices may be bound to. */
+  readonly hostDrivers?: readonly SimHostDriverSpec[];
+  /** How simulated time moves (default 'virtual'; see {@link SimClock}). */
+  readonly clock?: ClockMode;
+}
+
+/** The simulated {@link Platform}, with a few extras for tests and `describe`. */
+export class SimPlatform implements Platform {
+  readonly memory = new SimPhysicalMemory();
+  readonly iommu: SimIommu | undefined;
+  readonly pci: SimPciBus;
+  readonly clock: SimClock;
+  private readonly sysfsTree: SimSysfs;
+  private readonly groups = new Map<number, SimIommuGroup>();
+  private readonly logLines: { time: number; text: string }[] = [];
+  private nextAddressSpace = 1;
+  private nextEventFd = 1;
+
+  constructor(options: SimPlatformOptions = {}) {
+    this.clock = new SimClock(options.clock ?? 'virtual');
+    const iommu = options.iommu ?? 'vtd';
+    if (iommu === 'none') this.iommu = undefined;
+    else if (iommu === 'vtd') this.iommu = new SimIommu({}, (t) => { this.log(t); });
+    else if (typeof iommu === 'object' && iommu.model === 'vtd') this.iommu = new SimIommu(iommu, (t) => { this.log(t); });
+    else throw sysError('EINVAL', `unknown IOMMU model ${JSON.stringify(iommu)}`);
+    this.pci = new SimPciBus({
+      memory: this.memory,
+      iommu: this.iommu,
+      clock: this.clock,
+      log: (t) => { this.log(t); },
+      newGroup: () => this.addGroup((id) => new SimIommuGroup(id, this.iommu, undefined)),
+    });
+    this.pci.populate(options.devices ?? [], options.hostDrivers ?? []);
+    this.sysfsTree = new SimSysfs({ pci: this.pci, groups: () => this.iommuGroups() });
+  }
+
+  /** Creates a group with the lowest free number (ida_alloc). */
+  private addGroup(make: (id: number) => SimIommuGroup): SimIommuGroup {
+    let id = 0;
+    while (this.groups.has(id)) id++;
+    const g = make(id);
+    this.groups.set(id, g);
+    return g;
+  }
+
+  createAddressSpace(): SimAddressSpace {
+    return new SimAddressSpace(this.nextAddressSpace++, this.memory, () => this.nextAddressSpace++);
+  }
+
+  iommuGroup(id: number): SimIommuGroup | undefined {
+    return this.groups.get(id);
+  }
+
+  iommuGroups(): readonly SimIommuGroup[] {
+    return [...this.groups.values()].sort((a, b) => a.id - b.id);
+  }
+
+  allocSoftGroup(name: string, device?: string): SimIommuGroup {
+    const dev = device === undefined ? undefined : this.pci.device(device);
+    if (device !== undefined && !dev) throw sysError('ENODEV', `no PCI device ${device}`);
+    if (dev?.group) throw sysError('EBUSY', `${dev.bdf} already has IOMMU group ${dev.group.id}`);
+    const g = this.addGroup((id) => new SimIommuGroup(id, undefined, name));
+    if (dev) {
+      dev.group = g;
+      g.members.push(dev.bdf);
+    }
+    return g;
+  }
+
+  releaseSoftGroup(group: IommuGroup): void {
+    const g = this.groups.get(group.id);
+    if (!g || g !== group || g.hardware) return;
+    for (const bdf of g.members) {
+      const dev = this.pci.device(bdf);
+      if (dev?.group === g) dev.group = undefined;
+    }
+    g.members.length = 0;
+    this.groups.delete(g.id);
+  }
+
+  createEventFd(initval: bigint, semaphore: boolean): SimEventFd {
+    return new SimEventFd(this.nextEventFd++, initval, semaphore, (t) => { this.log(t); });
+  }
+
+  get sysfs(): VfsDir {
+    return this.sysfsTree.root;
+  }
+
+  addSysfsNode(dirPath: string, name: string, node: VfsNode): () => void {
+    return this.sysfsTree.addNode(dirPath, name, node);
+  }
+
+  /**
+   * Resolves a path below /sys (symlinks followed, the last one only when `follow`): the node and its
+   * canonical path. ENOENT when absent.
+   */
+  lookupSysfs(path: string, follow = true): { node: VfsNode; path: string } {
+    return this.sysfsTree.resolve(path, follow);
+  }
+
+  log(text: string): void {
+    this.logLines.push({ time: this.clock.now(), text });
+  }
+
+  logEntries(): readonly { time: number; text: string }[] {
+    return this.logLines;
+  }
+}
+
+/**
+ * Builds a simulated host platform:
+ * ```ts
+ * simPlatform({
+ *   iommu: 'vtd',
+ *   devices: [
+ *     { bdf: '0000:00:03.0', fn: myFunction },
+ *     { bdf: '0000:00:04.0', bridge: 'pcie-root-port', secondaryBus: 1, acs: true },
+ *     { bdf: '0000:01:00.0', fn: other, driver: 'e1000' },
+ *   ],
+ *   hostDrivers: [{ name: 'e1000', ids: ['8086:100e'] }],
+ * });
+ * ```
+ * Invalid topologies throw `SysError` EINVAL (bad address, unknown driver, bridge loops) or EEXIST (duplicate).
+ */
+export function simPlatform(options: SimPlatformOptions = {}): SimPlatform {
+  return new SimPlatform(options);
+}
