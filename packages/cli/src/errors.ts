@@ -2,6 +2,7 @@
  * Errors the `vfio` command reports. Every failure prints one line on stderr in the form
  * `vfio: what was wrong — what to do` and the process exits non-zero, so scripts can rely on the status.
  */
+import { isSysError } from '@vfio-ts/uapi';
 
 /** Exit status for a wrong command line (unknown command, option or argument), as most Unix tools use. */
 export const EXIT_USAGE = 2;
@@ -38,16 +39,16 @@ export function formatError(error: CliError): string {
 }
 
 /**
- * Turns anything thrown by a command into a `CliError`. Errors carrying a Linux errno (a `SysError` from a
- * simulated host) keep it in the message; anything else is a bug in vfio-ts and says so.
+ * Turns anything thrown by a command into a `CliError`. A `SysError` (a call a simulated host refused) keeps its
+ * errno in the message; anything else is a bug in vfio-ts and says so.
  */
 export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
+  if (isSysError(error)) {
+    // The message already leads with the errno name ("EINVAL: ...").
+    return new CliError(error.message, 'the call was refused as Linux would refuse it; check the arguments');
+  }
   if (error instanceof Error) {
-    const errno = (error as { errno?: unknown }).errno;
-    if (typeof errno === 'string') {
-      return new CliError(`${error.message} (${errno})`, 'the call was refused as Linux would refuse it; check the arguments');
-    }
     return new CliError(`internal error: ${error.message}`, 'this is a bug in vfio-ts; please report it with the command you ran');
   }
   return new CliError(`internal error: ${String(error)}`, 'this is a bug in vfio-ts; please report it with the command you ran');

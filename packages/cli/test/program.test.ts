@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { SysError } from '@vfio-ts/uapi';
 import { describe, expect, test } from 'vitest';
 import { CliError, COMMANDS, text, type VfioCommand } from '../src/index.js';
 import { vfio } from './helpers.js';
@@ -60,7 +61,7 @@ describe('the vfio program', () => {
       configure: () => undefined,
       run: () => { throw error; },
     });
-    const sysError = Object.assign(new Error('VFIO_IOMMU_MAP_DMA: iova not aligned'), { errno: 'EINVAL', code: 22 });
+    const sysError = new SysError('EINVAL', 'VFIO_IOMMU_MAP_DMA: iova not aligned');
     const commands = [
       failing('expected', new CliError('the thing is missing', 'create it first', 3)),
       failing('sys', sysError),
@@ -70,7 +71,7 @@ describe('the vfio program', () => {
     expect(expected).toEqual({ status: 3, out: '', err: 'vfio: the thing is missing — create it first\n' });
     const sys = await vfio(['sys'], commands);
     expect(sys.status).toBe(1);
-    expect(sys.err).toMatch(/^vfio: VFIO_IOMMU_MAP_DMA: iova not aligned \(EINVAL\) — /);
+    expect(sys.err).toMatch(/^vfio: EINVAL: VFIO_IOMMU_MAP_DMA: iova not aligned — the call was refused/);
     const bug = await vfio(['bug'], commands);
     expect(bug.status).toBe(1);
     expect(bug.err).toMatch(/^vfio: internal error: x is undefined — this is a bug in vfio-ts/);

@@ -30,10 +30,22 @@ export interface VfioDeviceOps<T = unknown> {
   read?(device: VfioDevice<T>, length: number, offset: bigint, call: SyscallContext): Uint8Array;
   /** write(2)/pwrite(2) on the device fd; returns bytes written. */
   write?(device: VfioDevice<T>, data: Uint8Array, offset: bigint, call: SyscallContext): number;
+  /**
+   * Runtime-PM bracketing of every device ioctl (pm_runtime_resume_and_get / pm_runtime_put): `pmRuntimeGet`
+   * resumes the device (throw to fail the ioctl with EIO), `pmRuntimePut` drops the reference afterwards.
+   */
+  pmRuntimeGet?(device: VfioDevice<T>): void;
+  pmRuntimePut?(device: VfioDevice<T>): void;
   /** Every device ioctl the core does not handle itself (all but VFIO_DEVICE_FEATURE). */
   ioctl?(device: VfioDevice<T>, cmd: number, arg: IoctlArg, call: SyscallContext): number;
   /** mmap(2) of a region: returns the MMIO handler that serves loads and stores of the mapping. */
   mmap?(device: VfioDevice<T>, req: MmapRequest, call: SyscallContext): MmioHandler;
+  /**
+   * The first access to a mapping after {@link VfioDevice.zapMappings} (Linux's mmap fault handler): return the
+   * handler that serves it from now on, or throw (EFAULT stands for SIGBUS, e.g. while memory decoding is off).
+   * Absent: every access to a zapped mapping faults.
+   */
+  mmapFault?(device: VfioDevice<T>, req: MmapRequest): MmioHandler;
   /** Asked to release the device while unregistering: immediately, then every 10 s with an increasing count. */
   request?(device: VfioDevice<T>, count: number): void;
   /**
@@ -48,6 +60,12 @@ export interface VfioDeviceOps<T = unknown> {
    * the 8-byte header (read and written in place); `dataSize` is argsz − 8. Use {@link checkFeature}.
    */
   deviceFeature?(device: VfioDevice<T>, flags: number, data: Uint8Array, dataSize: number, call: SyscallContext): number;
+}
+
+interface DeviceMapping {
+  readonly req: MmapRequest;
+  handler: MmioHandler;
+  zapped: boolean;
 }
 
 /** Where a device is in its life cycle. */
@@ -156,6 +174,8 @@ export class VfioDevice<T = unknown> {
   /** Undo of the sysfs vfio-dev node. */
   sysfsUndo: (() => void) | undefined;
   #refs = 1;
+  /** Live user mappings of the device's regions (Linux: the shared inode's address_space). */
+  readonly #mappings = new Set<DeviceMapping>();
 
   constructor(
     /** The core's index; the device's name in the vfio-dev class is `vfio<index>`. */
@@ -221,6 +241,42 @@ export class VfioDevice<T = unknown> {
 
   /** @internal hook the core sets to remove the device from its group at the end of unregister. */
   onRemoved: (() => void) | undefined;
+
+  /** Number of live user mappings of the device's regions. */
+  get mappingCount(): number {
+    return this.#mappings.size;
+  }
+
+  /**
+   * Revokes every user mapping of the device (unmap_mapping_range on the shared inode, §2.1): the mappings stay,
+   * but their next access goes through `ops.mmapFault` (vfio-pci uses this around resets and memory-disable).
+   */
+  zapMappings(): void {
+    for (const m of this.#mappings) m.zapped = true;
+  }
+
+  /** @internal wraps a driver's handler so it can be zapped; the returned mapping forgets itself when unmapped. */
+  trackMapping(req: MmapRequest, handler: MmioHandler): MmioHandler & { unmapped(): void } {
+    const m: DeviceMapping = { req, handler, zapped: false };
+    this.#mappings.add(m);
+    const current = (): MmioHandler => {
+      if (m.zapped) {
+        if (!this.ops.mmapFault) throw new SysError('EFAULT', `mapping of ${this.name} is revoked`);
+        m.handler = this.ops.mmapFault(this, req);
+        m.zapped = false;
+      }
+      return m.handler;
+    };
+    return {
+      read: (offset, length) => current().read(offset, length),
+      write: (offset, data) => {
+        current().write(offset, data);
+      },
+      unmapped: () => {
+        this.#mappings.delete(m);
+      },
+    };
+  }
 
   /** Takes a reference on the device object (get_device). */
   get(): this {

@@ -40,6 +40,12 @@ export interface MmapRequest {
   readonly shared: boolean;
 }
 
+/** What a file's mmap op returns: the MMIO handler, told when the mapping goes away. */
+export interface FileMapping extends MmioHandler {
+  /** The mapping was unmapped (munmap, exit); called once. */
+  unmapped?(): void;
+}
+
 /**
  * The context of a system call as a file operation sees it: the calling task plus the few fd-table services
  * drivers need (eventfd_ctx_fdget, fdget, fd_install).
@@ -72,7 +78,7 @@ export interface FileOps {
   /** Whether pread/pwrite are allowed (FMODE_PREAD); default true when read/write exist. */
   readonly seekable?: boolean;
   /** Maps part of the file; returns the MMIO handler backing it. */
-  mmap?(req: MmapRequest, call: SyscallContext): MmioHandler;
+  mmap?(req: MmapRequest, call: SyscallContext): FileMapping;
   /** Current readiness (POLL* bits). */
   poll?(): number;
   /** Registers a wake-up callback for readiness changes; returns its removal. */

@@ -26,7 +26,7 @@ export {
   POLLWRNORM,
   DEFAULT_POLLMASK,
 } from './file.js';
-export type { FileOps, MmapRequest, SyscallContext } from './file.js';
+export type { FileMapping, FileOps, MmapRequest, SyscallContext } from './file.js';
 export { F_OK, R_OK, W_OK, X_OK } from './vfs.js';
 export { DeviceSet, VfioDevice } from './device.js';
 export type { VfioDeviceOps, VfioDeviceOptions, VfioDeviceState, VfioDeviceGroupInfo, DeviceCoreHooks } from './device.js';

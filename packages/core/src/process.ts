@@ -79,6 +79,7 @@ export interface PollResult {
 interface Mapping {
   file: OpenFile;
   released: boolean;
+  release(): void;
 }
 
 /** Process state shared nowhere: the fd table, memory, credentials and limits. */
@@ -353,13 +354,14 @@ export class Process implements Task, Credentials {
     if (shared && (prot & PROT_WRITE) !== 0 && !f.writable) throw new SysError('EACCES', 'file not open for writing');
     if (!f.ops.mmap) throw new SysError('ENODEV', `fd ${opts.fd} cannot be mapped`);
     const handler = f.ops.mmap({ offset, length, prot, shared }, this.#call);
-    const m: Mapping = { file: f.get(), released: false };
     const release = (): void => {
       if (m.released) return;
       m.released = true;
       this.#mappings.delete(m);
+      handler.unmapped?.();
       m.file.put();
     };
+    const m: Mapping = { file: f.get(), released: false, release };
     try {
       const vaddr = this.mm.mmapDevice(length, handler, { prot, onUnmap: release });
       this.#mappings.add(m);
@@ -528,12 +530,7 @@ export class Process implements Task, Credentials {
     this.#alive();
     for (const fd of this.fds()) this.close(fd);
     this.mm.destroy();
-    for (const m of [...this.#mappings]) {
-      if (!m.released) {
-        m.released = true;
-        m.file.put();
-      }
-    }
+    for (const m of [...this.#mappings]) m.release();
     this.#mappings.clear();
     this.#exited = status;
     this.host.processExited(this);

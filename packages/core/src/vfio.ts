@@ -2,7 +2,7 @@
  * The VFIO core of one host: registries (IOMMU backends, groups, devices, device sets, feature handlers), the
  * device open/close sequencing and the emulated-IOMMU DMA helpers (inventory §2.5–§2.10).
  */
-import type { IommuGroup, MmioHandler, Platform, Task, VfsNode } from '@vfio-ts/platform';
+import type { IommuGroup, Platform, Task, VfsNode } from '@vfio-ts/platform';
 import {
   SysError,
   VFIO_CHECK_EXTENSION,
@@ -18,7 +18,7 @@ import type { DeviceCoreHooks, VfioDeviceOptions } from './device.js';
 import { decodeDeviceFeature } from './feature.js';
 import type { DeviceFeatureHandler } from './feature.js';
 import { O_CLOEXEC, O_RDWR, OpenFile } from './file.js';
-import type { FileOps, MmapRequest, SyscallContext } from './file.js';
+import type { FileMapping, FileOps, MmapRequest, SyscallContext } from './file.js';
 import { Group, GroupFile } from './group.js';
 import type { GroupHost } from './group.js';
 import type { CallContext, IoctlArg, IommuBackendEnv, VfioDeviceRef, VfioGroupType, VfioIommuDriverOps } from './iommu-driver.js';
@@ -664,6 +664,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
         state: d.state,
         group: d.group?.id ?? null,
         openCount: d.openCount,
+        mappings: d.mappingCount,
         setOpenCount: d.deviceSet?.openCount ?? 0,
         setSize: d.deviceSet?.size ?? 0,
       })),
@@ -691,9 +692,22 @@ export class DeviceFile implements FileOps {
     // BIND_IOMMUFD belongs to the cdev path only; a group-opened device refuses it.
     if (request === VFIO_DEVICE_BIND_IOMMUFD) throw new SysError('EINVAL', 'BIND_IOMMUFD on a group device fd');
     const device = this.#check();
-    if (request === VFIO_DEVICE_FEATURE) return this.core.deviceFeature(device, arg, call);
-    if (!device.ops.ioctl) throw new SysError('EINVAL', `driver of ${device.name} has no ioctl op`);
-    return device.ops.ioctl(device, request, arg, call);
+    // Every device ioctl runs with the device runtime-resumed (vfio_device_pm_runtime_get, §1.4).
+    if (device.ops.pmRuntimeGet) {
+      try {
+        device.ops.pmRuntimeGet(device);
+      } catch (e) {
+        device.hooks.log(`vfio: ${device.name}: runtime resume failed: ${String(e)}`);
+        throw new SysError('EIO', `runtime resume of ${device.name} failed`);
+      }
+    }
+    try {
+      if (request === VFIO_DEVICE_FEATURE) return this.core.deviceFeature(device, arg, call);
+      if (!device.ops.ioctl) throw new SysError('EINVAL', `driver of ${device.name} has no ioctl op`);
+      return device.ops.ioctl(device, request, arg, call);
+    } finally {
+      device.ops.pmRuntimePut?.(device);
+    }
   }
 
   read(length: number, pos: bigint, call: SyscallContext): Uint8Array {
@@ -708,10 +722,10 @@ export class DeviceFile implements FileOps {
     return device.ops.write(device, data, pos, call);
   }
 
-  mmap(req: MmapRequest, call: SyscallContext): MmioHandler {
+  mmap(req: MmapRequest, call: SyscallContext): FileMapping {
     const device = this.#check();
     if (!device.ops.mmap) throw new SysError('EINVAL', `driver of ${device.name} has no mmap op`);
-    return device.ops.mmap(device, req, call);
+    return device.trackMapping(req, device.ops.mmap(device, req, call));
   }
 
   release(): void {

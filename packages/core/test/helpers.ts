@@ -187,6 +187,8 @@ export interface TestDeviceData {
   requests: number[];
   /** Delay (host ms) of an async openDevice; undefined = synchronous. */
   openDelay?: number | undefined;
+  /** Faults on zapped mappings fail while set (memory decoding off). */
+  memoryOff?: boolean;
   /** Fail the next openDevice with this errno. */
   failOpen?: 'EIO' | undefined;
   readonly trace: string[];
@@ -255,6 +257,11 @@ export function testDriver(options: TestDriverOptions = {}): {
       }
       if (arg instanceof Uint8Array && arg.length > 0) arg[0] = 0xaa;
       throw new SysError('ENOTTY', 'unknown device ioctl');
+    },
+    mmapFault(d, req) {
+      trace.push(`fault ${d.name}`);
+      if (d.data.memoryOff) throw new SysError('EFAULT', 'memory decoding off');
+      return full.mmap!(d, req, undefined as never);
     },
     mmap(d, req) {
       if (!req.shared) throw new SysError('EINVAL', 'private mapping');

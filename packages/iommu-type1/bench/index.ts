@@ -22,7 +22,6 @@ import {
 import { type1DriverOps } from '../src/index.js';
 import type { Type1Container } from '../src/index.js';
 
-const MiB = 1n << 20n;
 const GiB = 1n << 30n;
 const PAGE = 4096n;
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;

@@ -939,7 +939,7 @@ export class Type1Container {
   }
 
   detachGroup(group: VfioGroupRef): void {
-    let updateScope = false;
+    let updateScope: boolean;
     const ei = this.#emulated.findIndex((g) => g.id === group.id);
     if (ei >= 0) {
       const g = this.#emulated[ei]!;

@@ -3,6 +3,7 @@ import { IOMMU_READ, IOMMU_WRITE } from '@vfio-ts/platform';
 import { VFIO_DMA_MAP_FLAG_READ } from '@vfio-ts/uapi';
 import type { VfioDeviceRef } from '@vfio-ts/core';
 import { FakeGroup } from './fakes.js';
+import type { FakeDomain } from './fakes.js';
 import { errnoOf, harness } from './helpers.js';
 
 const P = 4096n;
@@ -96,7 +97,7 @@ describe('pin_pages / unpin_pages (emulated IOMMU)', () => {
     h.attach(new FakeGroup(1));
     expect(h.mm.memlock.lockedPages).toBe(8);
     expect(h.phys.totalPins).toBe(10);
-    expect((h.groups[1]!.attached as import('./fakes.js').FakeDomain).entries.size).toBe(8);
+    expect((h.groups[1]!.attached as FakeDomain).entries.size).toBe(8);
   });
 
   it('asks devices to unpin before unmapping a pinned range (dma_unmap), then unmaps', () => {
@@ -112,7 +113,9 @@ describe('pin_pages / unpin_pages (emulated IOMMU)', () => {
   it('gives up with EIO when a device keeps its pins through repeated dma_unmap calls (Linux BUG())', () => {
     const h = emulated();
     let calls = 0;
-    h.ops.registerDevice!(h.c, { name: 'bad', dmaUnmap: () => void calls++ });
+    h.ops.registerDevice!(h.c, { name: 'bad', dmaUnmap: () => {
+        calls++;
+      } });
     h.ops.pinPages!(h.c, EMU, 0x10000n, 1, IOMMU_READ, h.call);
     expect(errnoOf(() => h.unmap(0x10000n, 8n * P))).toBe('EIO');
     expect(calls).toBe(11);
@@ -143,9 +146,13 @@ describe('dma_rw', () => {
 
   it('answers unmapped IOVAs with EINVAL and missing permissions with EPERM', () => {
     const h = emulated();
-    expect(errnoOf(() => h.ops.dmaRw!(h.c, 0x90000n, new Uint8Array(1), false))).toBe('EINVAL');
+    expect(errnoOf(() => {
+      h.ops.dmaRw!(h.c, 0x90000n, new Uint8Array(1), false);
+    })).toBe('EINVAL');
     const ro = h.mm.add(1);
     h.map(0x40000n, ro, P, VFIO_DMA_MAP_FLAG_READ);
-    expect(errnoOf(() => h.ops.dmaRw!(h.c, 0x40000n, new Uint8Array(1), true))).toBe('EPERM');
+    expect(errnoOf(() => {
+      h.ops.dmaRw!(h.c, 0x40000n, new Uint8Array(1), true);
+    })).toBe('EPERM');
   });
 });

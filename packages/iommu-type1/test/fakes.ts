@@ -232,8 +232,6 @@ export class FakeDomain implements IommuDomain {
 export class FakeGroup implements IommuGroup {
   attached: IommuDomain | undefined;
   readonly allocated: FakeDomain[] = [];
-  /** Refuse attaching to domains other than ones this group allocated (models a different IOMMU). */
-  refuseForeign = false;
   constructor(
     readonly id: number,
     readonly domainOptions: DomainOptions = {},
@@ -251,7 +249,6 @@ export class FakeGroup implements IommuGroup {
   readonly dmaOwner = undefined;
   attachDomain(domain: IommuDomain): void {
     if (this.attached) throw new SysError('EBUSY', 'attached');
-    if (this.refuseForeign && !this.allocated.includes(domain as FakeDomain)) throw new SysError('EINVAL', 'foreign');
     this.attached = domain;
   }
   detachDomain(domain: IommuDomain): void {
@@ -263,7 +260,7 @@ export class FakeGroup implements IommuGroup {
   get cacheCoherent(): boolean {
     return this.domainOptions.coherent ?? true;
   }
-  allocDomain(): IommuDomain {
+  allocDomain(): FakeDomain {
     const d = new FakeDomain(this.domainOptions, this.id * 100 + this.allocated.length);
     this.allocated.push(d);
     return d;

@@ -23,6 +23,7 @@ import {
 } from '@vfio-ts/uapi';
 import { PAGE_MASK_U64, type1DriverOps } from '../src/index.js';
 import { FakeEnv, FakeGroup, FakeMm, FakePhys, FakeTask } from './fakes.js';
+import type { FakeDomain } from './fakes.js';
 import { errnoOf, harness } from './helpers.js';
 
 function info(h: ReturnType<typeof harness>, argsz = 256): { bytes: Uint8Array; value: ReturnType<typeof vfioIommuType1Info.decode> } {
@@ -131,23 +132,31 @@ describe('attach and detach', () => {
 
   it('refuses a duplicate group (EINVAL) and a group whose aperture or reserved regions hit mappings (EINVAL)', () => {
     const h = harness();
-    expect(errnoOf(() => h.attach(h.groups[0]!))).toBe('EINVAL');
+    expect(errnoOf(() => {
+        h.attach(h.groups[0]!);
+      })).toBe('EINVAL');
     const va = h.mm.add(2);
     h.map(1n << 40n, va, 4096n);
     const small = new FakeGroup(2, { aperture: { start: 0n, end: (1n << 39n) - 1n }, coherent: false });
-    expect(errnoOf(() => h.attach(small))).toBe('EINVAL');
+    expect(errnoOf(() => {
+        h.attach(small);
+      })).toBe('EINVAL');
     expect(small.attached).toBeUndefined();
     expect(small.allocated[0]!.freed).toBe(true);
     h.map(0x20000000n, va + 4096n, 4096n);
     const resv = new FakeGroup(3, {}, [{ start: 0x20000000n, end: 0x200fffffn, type: 'reserved' }]);
-    expect(errnoOf(() => h.attach(resv))).toBe('EINVAL');
+    expect(errnoOf(() => {
+        h.attach(resv);
+      })).toBe('EINVAL');
     const relaxable = new FakeGroup(4, {}, [{ start: 0x20000000n, end: 0x200fffffn, type: 'direct-relaxable' }]);
     h.attach(relaxable);
   });
 
   it('refuses a group without MSI isolation (EPERM) unless allow_unsafe_interrupts is set', () => {
     const h = harness({ group: false });
-    expect(errnoOf(() => h.attach(new FakeGroup(2, {}, [], false)))).toBe('EPERM');
+    expect(errnoOf(() => {
+        h.attach(new FakeGroup(2, {}, [], false));
+      })).toBe('EPERM');
     expect(h.env.logs.some((l) => l.includes('allow_unsafe_interrupts'))).toBe(true);
     h.env.params.set('allow_unsafe_interrupts', 'Y');
     h.attach(new FakeGroup(2, {}, [], false));
@@ -161,11 +170,13 @@ describe('attach and detach', () => {
     const g = new FakeGroup(2, { coherent: false });
     const realAlloc = g.allocDomain.bind(g);
     g.allocDomain = () => {
-      const d = realAlloc() as import('./fakes.js').FakeDomain;
+      const d = realAlloc();
       d.failAt = 0x102000n;
       return d;
     };
-    expect(errnoOf(() => h.attach(g))).toBe('ENOMEM');
+    expect(errnoOf(() => {
+        h.attach(g);
+      })).toBe('ENOMEM');
     expect(g.attached).toBeUndefined();
     expect(g.allocated[0]!.entries.size).toBe(0);
     expect(g.allocated[0]!.freed).toBe(true);
@@ -190,7 +201,7 @@ describe('attach and detach', () => {
   it('release unpins everything, un-accounts all locked memory and frees the domains', () => {
     const h = harness();
     h.map(0n, h.mm.add(64), 64n * 4096n);
-    const d = h.groups[0]!.attached as import('./fakes.js').FakeDomain;
+    const d = h.groups[0]!.attached as FakeDomain;
     h.ops.release(h.c);
     expect(h.phys.totalPins).toBe(0);
     expect(h.mm.memlock.lockedPages).toBe(0);

@@ -7,7 +7,8 @@ import {
   vfioIommuType1DmaMap,
 } from '@vfio-ts/uapi';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, PROT_READ } from '@vfio-ts/platform';
-import { FakeDomain, FakeGroup } from './fakes.js';
+import { FakeGroup } from './fakes.js';
+import type { FakeDomain } from './fakes.js';
 import { GiB, MiB, RW, errnoOf, harness } from './helpers.js';
 
 describe('MAP_DMA', () => {

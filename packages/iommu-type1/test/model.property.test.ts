@@ -124,10 +124,20 @@ function run(type: number, ops: Op[]): void {
 
 describe('type1 against a reference model', () => {
   it('v2: mappings, pins and locked memory always agree with the model; zero after release', () => {
-    fc.assert(fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => run(3, ops)), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
+        run(3, ops);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('v1: lax unmap semantics agree with the model', () => {
-    fc.assert(fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => run(1, ops)), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
+        run(1, ops);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -5,11 +5,11 @@ import { type1 } from '../src/index.js';
 describe('type1() plugin', () => {
   it('declares the three module parameters and registers the backend', () => {
     const params = new Map<string, ModuleParamSpec>();
-    const drivers: VfioIommuDriverOps<unknown>[] = [];
+    const drivers: VfioIommuDriverOps[] = [];
     let undone = false;
     const api: HostPluginApiBase = {
       registerIommuDriver<D>(ops: VfioIommuDriverOps<D>) {
-        drivers.push(ops as unknown as VfioIommuDriverOps<unknown>);
+        drivers.push(ops);
         return () => {
           undone = true;
         };

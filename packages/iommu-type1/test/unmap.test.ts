@@ -113,9 +113,13 @@ describe('VADDR invalidate / update', () => {
     const h = three();
     h.ops.registerDevice!(h.c, { name: 'mdev', dmaUnmap: () => undefined });
     h.unmap(0x100000n, 4n * P, VFIO_DMA_UNMAP_FLAG_VADDR);
-    expect(errnoOf(() => h.attach(new FakeGroup(2)))).toBe('EBUSY');
+    expect(errnoOf(() => {
+        h.attach(new FakeGroup(2));
+      })).toBe('EBUSY');
     expect(errnoOf(() => h.ops.pinPages!(h.c, groupRef(h.groups[0], 1), 0x104000n, 1, 1, h.call))).toBe('EBUSY');
-    expect(errnoOf(() => h.ops.dmaRw!(h.c, 0x104000n, new Uint8Array(4), false))).toBe('EBUSY');
+    expect(errnoOf(() => {
+        h.ops.dmaRw!(h.c, 0x104000n, new Uint8Array(4), false);
+      })).toBe('EBUSY');
     // Unmapping an invalidated mapping is fine and clears the count.
     h.unmap(0x100000n, 4n * P);
     h.attach(new FakeGroup(2));

@@ -9,7 +9,7 @@ import { SysError, VFIO_DEVICE_STATE_STOP_COPY, VFIO_MIG_GET_PRECOPY_INFO, check
 import type { MigState } from './states.js';
 import { isPreCopyState, isSavingState } from './states.js';
 import type { MigRecord } from './stream.js';
-import { MIG_RECORD_MAX_PAYLOAD, MigRecordKind, decodeStream, encodeRecord } from './stream.js';
+import { MIG_RECORD_HEADER_SIZE, MIG_RECORD_MAX_PAYLOAD, MigRecordKind, decodeStream, encodeRecord } from './stream.js';
 
 /**
  * Where a saving session's bytes come from: the vendor driver's view of its device state. All byte counts are
@@ -191,14 +191,16 @@ export class SavingSession {
 
   /**
    * The PRECOPY_INFO numbers: stream bytes of initial and of dirty data still to be read (framed bytes already
-   * queued plus what the source still holds). EINVAL outside PRE_COPY states (§1.4, §5).
+   * queued plus what the source still holds, with the headers it will need). Both only decrease as the user
+   * reads (dirty grows when the device dirties more) and reach 0 exactly when a read would return ENOMSG.
+   * EINVAL outside PRE_COPY states (§1.4, §5).
    */
   precopyInfo(): PrecopyInfo {
     if (this.ended) throw new SysError('ENODEV', 'migration session has ended');
     if (!isPreCopyState(this.current)) throw new SysError('EINVAL', 'VFIO_MIG_GET_PRECOPY_INFO outside PRE_COPY states');
     return {
-      initialBytes: this.queuedInitial + nonNegative(this.source.initialBytes?.()),
-      dirtyBytes: this.queuedDirty + nonNegative(this.source.dirtyBytes?.()),
+      initialBytes: this.queuedInitial + this.framed(nonNegative(this.source.initialBytes?.())),
+      dirtyBytes: this.queuedDirty + this.framed(nonNegative(this.source.dirtyBytes?.())),
     };
   }
 
@@ -239,6 +241,15 @@ export class SavingSession {
     else if (account === 'dirty') this.queuedDirty += bytes.length;
   }
 
+  /**
+   * Stream bytes `raw` source bytes will take once framed, assuming the source hands over full records (it is
+   * asked for exactly `min(maxRecordPayload, remaining)`): this keeps PRECOPY_INFO from growing when a record is
+   * pulled, so it only decreases as the user reads (uAPI doc of vfio_precopy_info).
+   */
+  private framed(raw: number): number {
+    return raw === 0 ? 0 : raw + Math.ceil(raw / this.maxRecord) * MIG_RECORD_HEADER_SIZE;
+  }
+
   /** A source may hand over more than asked: cut it into records rather than lose bytes. */
   private pushSplit(kind: MigRecordKind, data: Uint8Array, account: Pending['account']): void {
     for (let at = 0; at < data.length; at += this.maxRecord) {
@@ -254,15 +265,17 @@ export class SavingSession {
   /** Pulls the next record from the source; false when none is available now. */
   private refill(): boolean {
     if (isPreCopyState(this.current)) {
-      if (nonNegative(this.source.initialBytes?.()) > 0 && this.source.readInitial) {
-        const data = this.source.readInitial(this.maxRecord);
+      const initial = nonNegative(this.source.initialBytes?.());
+      if (initial > 0 && this.source.readInitial) {
+        const data = this.source.readInitial(Math.min(this.maxRecord, initial));
         if (data.length > 0) {
           this.pushSplit(MigRecordKind.INITIAL, data, 'initial');
           return true;
         }
       }
-      if (nonNegative(this.source.dirtyBytes?.()) > 0 && this.source.readDirty) {
-        const data = this.source.readDirty(this.maxRecord);
+      const dirty = nonNegative(this.source.dirtyBytes?.());
+      if (dirty > 0 && this.source.readDirty) {
+        const data = this.source.readDirty(Math.min(this.maxRecord, dirty));
         if (data.length > 0) {
           this.pushSplit(MigRecordKind.DIRTY, data, 'dirty');
           return true;

@@ -5,7 +5,7 @@ import type { EventFdContext } from './eventfd.js';
 import type { IommuGroup, IommuHardware } from './iommu.js';
 import type { AddressSpace, PhysicalMemory } from './memory.js';
 import type { Clock, PciBus } from './pci.js';
-import type { VfsDir } from './vfs.js';
+import type { VfsDir, VfsNode } from './vfs.js';
 
 export interface Platform {
   readonly memory: PhysicalMemory;
@@ -37,7 +37,7 @@ export interface Platform {
    * Adds `node` as entry `name` of the platform directory at `dirPath` (e.g. add `vfio-dev` under
    * /sys/bus/pci/devices/0000:00:03.0); returns the undo. Upper layers use it for their sysfs nodes.
    */
-  addSysfsNode(dirPath: string, name: string, node: import('./vfs.js').VfsNode): () => void;
+  addSysfsNode(dirPath: string, name: string, node: VfsNode): () => void;
   /** Kernel log (dmesg). */
   log(text: string): void;
   logEntries(): readonly { time: number; text: string }[];

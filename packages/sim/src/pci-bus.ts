@@ -22,7 +22,11 @@ export interface SimPciFunctionEntry {
   /** 'DDDD:BB:DD.F' in hex. */
   readonly bdf: string;
   readonly fn: PciFunction;
-  /** Host driver bound at boot (a `hostDrivers` name, 'pci-stub' or 'pcieport'). */
+  /**
+   * Driver bound at boot: a `hostDrivers` name, 'pci-stub' or 'pcieport'. Any other name (e.g. 'vfio-pci', which
+   * its plugin registers later) becomes the device's driver_override, so the device binds when that driver
+   * registers.
+   */
   readonly driver?: string;
   /** Overrides ACS detection for this function (like a kernel ACS quirk). */
   readonly acs?: boolean;
@@ -50,7 +54,8 @@ export interface SimHostDriverSpec {
   readonly dma?: boolean;
 }
 
-interface Bdf {
+/** A PCI address: domain, bus, device (slot) and function numbers. */
+export interface Bdf {
   readonly domain: number;
   readonly bus: number;
   readonly dev: number;
@@ -519,8 +524,11 @@ export class SimPciBus implements PciBus {
       const dev = this.byBdf.get(parseBdfNormalized(e.bdf))!;
       const name = 'bridge' in e ? (dev.isPcie ? 'pcieport' : undefined) : e.driver;
       if (name === undefined) continue;
-      if (!this.drivers.has(name)) throw sysError('EINVAL', `${e.bdf}: unknown driver '${name}'`);
-      this.attach(dev, this.drivers.get(name)!);
+      if (typeof name !== 'string' || name === '') throw sysError('EINVAL', `${e.bdf}: bad driver name`);
+      const entry = this.drivers.get(name);
+      // A driver that registers later (vfio-pci comes with its plugin) gets the device through driver_override.
+      if (!entry) dev.driverOverride = name;
+      else this.attach(dev, entry);
     }
   }
 
@@ -686,6 +694,8 @@ export class SimPciBus implements PciBus {
   }
 
   private logProbeFailure(entry: DriverEntry, dev: SimPciDevice, e: unknown): void {
+    // call_driver_probe: -ENODEV and -ENXIO mean "not mine" and stay quiet.
+    if (isSysError(e, 'ENODEV') || isSysError(e, 'ENXIO')) return;
     const code = isSysError(e) ? e.code : 5;
     this.host.log(`${entry.driver.name} ${dev.bdf}: probe with driver ${entry.driver.name} failed with error -${code}`);
   }
@@ -693,7 +703,8 @@ export class SimPciBus implements PciBus {
   /** really_probe: DMA-ownership check, then the driver's probe. */
   private attach(dev: SimPciDevice, entry: DriverEntry): void {
     if (dev.driverName !== undefined || dev.unbinding) throw sysError('EBUSY', `${dev.bdf} is already bound`);
-    const group = dev.group;
+    // Software groups (no-IOMMU, emulated) have no default domain to share: no ownership checks.
+    const group = dev.group?.hardware ? dev.group : undefined;
     const kernelDma = !entry.driver.driverManagedDma;
     if (kernelDma && group) {
       // iommu_device_use_default_domain: a DMA-doing driver cannot bind while user space owns the group.
@@ -733,7 +744,7 @@ export class SimPciBus implements PciBus {
     const finish = (): void => {
       dev.driverName = undefined;
       dev.unbinding = undefined;
-      if (!entry.driver.driverManagedDma && dev.group) dev.group.kernelUsers--;
+      if (!entry.driver.driverManagedDma && dev.group?.hardware) dev.group.kernelUsers--;
     };
     let result: void | Promise<void>;
     try {

@@ -5,6 +5,7 @@
  */
 import type { MmioHandler, PhysicalMemory } from '@vfio-ts/platform';
 import { PAGE_SIZE } from '@vfio-ts/platform';
+import { sysError } from '@vfio-ts/uapi';
 
 /** Pages per 2 MiB and 1 GiB block. */
 export const PAGES_2M = 512;
@@ -60,14 +61,18 @@ export class SimPhysicalMemory implements PhysicalMemory {
     return this.data.size;
   }
 
+  private allocated = 0;
+
   /** Frames currently handed out (4K frames plus pages of hugepage blocks), for tests. */
-  allocatedPages = 0;
+  get allocatedPages(): number {
+    return this.allocated;
+  }
 
   // ---- allocator -------------------------------------------------------------------------------------------
 
   /** One 4 KiB frame; frames come from scattered addresses (every other frame). */
   alloc4k(): number {
-    this.allocatedPages++;
+    this.allocated++;
     const reused = this.free4k.pop();
     if (reused !== undefined) return reused;
     return REGION_4K + 2 * this.next4k++;
@@ -75,7 +80,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
 
   /** A physically contiguous hugepage block; returns its first frame (aligned to the block size). */
   allocHuge(npages: number): number {
-    this.allocatedPages += npages;
+    this.allocated += npages;
     let base: number;
     if (npages === PAGES_1G) {
       base = this.free1g.pop() ?? REGION_1G + 2 * PAGES_1G * this.next1g++;
@@ -110,7 +115,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
     this.data.delete(pfn);
     this.orphans.delete(pfn);
     this.free4k.push(pfn);
-    this.allocatedPages--;
+    this.allocated--;
   }
 
   private freeHugeNow(block: HugeBlock): void {
@@ -118,7 +123,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
     this.blocks.delete(block.base);
     this.orphanBlocks.delete(block.base);
     (block.npages === PAGES_1G ? this.free1g : this.free2m).push(block.base);
-    this.allocatedPages -= block.npages;
+    this.allocated -= block.npages;
   }
 
   /** Forgets the data of `npages` frames from `base` (freed memory reads as zeros when reused). */
@@ -206,6 +211,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
 
   /** Reads physical memory; untouched pages read as zeros and stay untouched; MMIO ranges reach their handler. */
   read(pa: bigint, length: number): Uint8Array {
+    if (pa < 0n || !Number.isInteger(length) || length < 0) throw sysError('EINVAL', 'bad physical range');
     const out = new Uint8Array(length);
     const win = this.mmioAt(pa);
     if (win) {
@@ -228,6 +234,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
 
   /** Writes physical memory, touching (allocating data for) every page written. */
   write(pa: bigint, bytes: Uint8Array): void {
+    if (pa < 0n) throw sysError('EINVAL', 'bad physical address');
     const win = this.mmioAt(pa);
     if (win) {
       win.handler.write(pa - BigInt(win.base) * 4096n, bytes);

@@ -57,6 +57,7 @@ export class SimSysfs {
   readonly root: VfsDir;
   /** Canonical directory path → extra entries from {@link addNode}. */
   private readonly extras = new Map<string, Map<string, VfsNode>>();
+  private autoprobe = true;
   /** Canonical path of every directory node this tree made (extras can only go there). */
   private readonly dirPaths = new WeakMap<VfsDir, string>();
 
@@ -252,7 +253,17 @@ export class SimSysfs {
       ],
       ['drivers', this.dir('/sys/bus/pci/drivers', () => pci.driverNames().map((n) => [n, this.driverDir(n)]))],
       ['drivers_probe', attr(0o200, undefined, (text) => { pci.probe(arg(text)); })],
-      ['drivers_autoprobe', attr(0o644, () => '1\n')],
+      [
+        'drivers_autoprobe',
+        attr(
+          0o644,
+          () => (this.autoprobe ? '1\n' : '0\n'),
+          (text) => {
+            // drivers_autoprobe_store: "0" disables, anything else enables (there is no hotplug to gate here).
+            this.autoprobe = arg(text) !== '0';
+          },
+        ),
+      ],
     ]);
   }
 

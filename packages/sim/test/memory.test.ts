@@ -248,3 +248,24 @@ describe('hugepage pin-count segments (property)', () => {
     );
   });
 });
+
+describe('device memory in the physical address space', () => {
+  it('a device mapping has its own frames, and physical accesses there reach the handler (P2P)', () => {
+    const { p, mm } = setup();
+    const bar = new Uint8Array(8192);
+    const va = mm.mmapDevice(8192n, {
+      read: (off, len) => bar.slice(Number(off), Number(off) + len),
+      write: (off, data) => {
+        bar.set(data, Number(off));
+      },
+    });
+    const page = mm.lookup(va + 4096n)!;
+    expect(page.device).toBe(true);
+    p.memory.write(page.pfn * 4096n + 8n, new Uint8Array([0x5a]));
+    expect(bar[4096 + 8]).toBe(0x5a);
+    expect(p.memory.read(page.pfn * 4096n + 8n, 1)[0]).toBe(0x5a);
+    expect(p.memory.residentPages).toBe(0);
+    mm.munmap(va, 8192n);
+    expect(p.memory.read(page.pfn * 4096n + 8n, 1)[0]).toBe(0);
+  });
+});

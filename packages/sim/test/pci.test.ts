@@ -93,7 +93,7 @@ describe('IOMMU groups from the topology (pci_device_group)', () => {
     expectErrno(() => simPlatform({ devices: [{ bdf: '0000:00:20.0', fn: fn() }] }), 'EINVAL');
     expectErrno(() => simPlatform({ devices: [{ bdf: '00:03.0', fn: fn() }] }), 'EINVAL');
     expectErrno(() => simPlatform({ devices: [{ bdf: '0000:00:03.0', fn: fn() }, { bdf: '0000:00:03.0', fn: fn() }] }), 'EEXIST');
-    expectErrno(() => simPlatform({ devices: [{ bdf: '0000:00:03.0', fn: fn(), driver: 'nope' }] }), 'EINVAL');
+    expectErrno(() => simPlatform({ devices: [{ bdf: '0000:00:03.0', fn: fn(), driver: '' }] }), 'EINVAL');
     expectErrno(
       () => simPlatform({ devices: [{ bdf: '0000:01:00.0', bridge: 'pcie-root-port', secondaryBus: 1 }] }),
       'EINVAL',
@@ -166,6 +166,15 @@ describe('DMA ownership (driver_managed_dma)', () => {
 });
 
 describe('drivers: register, bind, unbind, probe, dynamic ids', () => {
+  it('a boot driver that is not registered yet binds when it registers (driver_override)', () => {
+    const p = simPlatform({ devices: [{ bdf: '0000:00:03.0', fn: fn(), driver: 'vfio-pci' }] });
+    const dev = p.pci.device('0000:00:03.0')!;
+    expect(dev.driver).toBeUndefined();
+    expect(dev.driverOverride).toBe('vfio-pci');
+    p.pci.registerDriver(vfioDriver());
+    expect(dev.driver).toBe('vfio-pci');
+  });
+
   it('registerDriver probes unbound matching devices including driver_override, and the undo unbinds', async () => {
     const p = ownershipHost();
     const log: string[] = [];

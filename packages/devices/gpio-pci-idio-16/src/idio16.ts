@@ -7,7 +7,7 @@
  */
 import type { Clock, PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
-import { CONFIG_SIZE, ConfigSpace } from './config-space.js';
+import { ConfigSpace } from './config-space.js';
 import type { ConfigAccessSize } from './config-space.js';
 import {
   PCI_BASE_ADDRESS_0,
@@ -74,16 +74,19 @@ export interface Idio16Function extends PciFunction {
   reset(kind: 'flr' | 'pm' | 'bus'): void;
 }
 
-/** The field side of the 16 isolated inputs: what a test or demo wires to the connector. */
+/**
+ * The field side of the 16 isolated inputs: what a test or demo wires to the connector. The members are plain
+ * functions (no `this`), safe to destructure.
+ */
 export interface Idio16Inputs {
   /** Drives input `line` (0..15) to `level` (true = energized). EINVAL for anything else. */
-  set(line: number, level: boolean): void;
+  readonly set: (line: number, level: boolean) => void;
   /** Drives all 16 inputs at once (bit n = input n); changes land together. EINVAL unless 0..0xffff. */
-  setAll(mask: number): void;
+  readonly setAll: (mask: number) => void;
   /** The levels in the field (what was last driven). */
-  get(): number;
+  readonly get: () => number;
   /** What the card reports in IN0_7 / IN8_15 now (differs from {@link Idio16Inputs.get} while a filter settles). */
-  reported(): number;
+  readonly reported: () => number;
 }
 
 /** A snapshot of the card's internal state, for tests and demos. */
@@ -102,9 +105,10 @@ export interface Idio16State {
 export interface Idio16Simulation {
   readonly fn: Idio16Function;
   readonly inputs: Idio16Inputs;
-  /** The FET output latch (bit n = output n on). */
-  outputs(): number;
-  state(): Idio16State;
+  /** The FET output latch (bit n = output n on). A plain function: safe to destructure. */
+  readonly outputs: () => number;
+  /** A snapshot of the card's interrupt and filter state. */
+  readonly state: () => Idio16State;
 }
 
 const ALL_LINES = (1 << IDIO16_LINES) - 1;
@@ -230,8 +234,9 @@ class Idio16Device implements Idio16Function {
     const info = Number.isInteger(bar) ? this.bars[bar] : undefined;
     if (!info || info.size === 0n) throw sysError('EINVAL', `pci-idio-16: BAR${bar} is not implemented`);
     if (!Number.isInteger(length) || length < 0) throw sysError('EINVAL', `pci-idio-16: bad access length ${length}`);
-    if (typeof offset !== 'bigint' || offset < 0n || offset + BigInt(length) > info.size) {
-      throw sysError('EINVAL', `pci-idio-16: access 0x${String(offset)}+${length} outside BAR${bar}`);
+    if (typeof offset !== 'bigint') throw sysError('EINVAL', 'pci-idio-16: BAR offset must be a bigint');
+    if (offset < 0n || offset + BigInt(length) > info.size) {
+      throw sysError('EINVAL', `pci-idio-16: access 0x${offset.toString(16)}+${length} outside BAR${bar}`);
     }
     return Number(offset);
   }
@@ -493,7 +498,7 @@ export function idio16Function(options: Idio16Options = {}): Idio16Simulation {
   return {
     fn: dev,
     inputs: {
-      set(line: number, level: boolean): void {
+      set: (line: number, level: boolean): void => {
         if (!Number.isInteger(line) || line < 0 || line >= IDIO16_LINES) {
           throw sysError('EINVAL', `pci-idio-16: input line ${line} (0..15)`);
         }
@@ -501,7 +506,7 @@ export function idio16Function(options: Idio16Options = {}): Idio16Simulation {
         const bit = 1 << line;
         dev.driveInputs(level ? dev.fieldLevels() | bit : dev.fieldLevels() & ~bit);
       },
-      setAll(mask: number): void {
+      setAll: (mask: number): void => {
         dev.driveInputs(checkLevelMask('input mask', mask));
       },
       get: () => dev.fieldLevels(),
@@ -511,6 +516,3 @@ export function idio16Function(options: Idio16Options = {}): Idio16Simulation {
     state: () => dev.snapshot(),
   };
 }
-
-/** Size of the config space this model implements (conventional PCI). */
-export const IDIO16_CONFIG_SIZE = CONFIG_SIZE;
