@@ -5,7 +5,9 @@
 import { EFD_NONBLOCK, EFD_SEMAPHORE } from '@vfio-ts/platform';
 import { simPlatform } from '@vfio-ts/sim';
 import { describe, expect, it } from 'vitest';
-import { createHost, POLLIN, POLLNVAL, POLLOUT } from '../src/index.js';
+import { createHost, groupStatus, openVfioDevice, POLLIN, POLLNVAL, POLLOUT } from '../src/index.js';
+import { VFIO_TYPE1v2_IOMMU } from '@vfio-ts/uapi';
+import type { HostPluginApi } from '../src/index.js';
 import { bindTo, expectErrno, fn, testBackend, testDriver } from './helpers.js';
 
 const A = '0000:00:03.0';
@@ -181,5 +183,53 @@ describe('file-system queries', () => {
     const p = host.spawn({ uid: 0 });
     p.log('hello from pid');
     expect(host.log().at(-1)?.text).toBe('hello from pid');
+  });
+});
+
+describe('sysfs writes that wait, and plugin device nodes', () => {
+  it('unbind through sysfs waits (writeAsync) until the last device fd closes', async () => {
+    const { host, gid } = make();
+    const p = host.spawn({ uid: 0 });
+    const fds = openVfioDevice(p, { group: gid, device: A, iommuType: VFIO_TYPE1v2_IOMMU });
+    const unbind = p.open('/sys/bus/pci/drivers/vfio-test/unbind', 1);
+    let done = false;
+    const pending = p.writeAsync(unbind, new TextEncoder().encode(A)).then((n) => {
+      done = true;
+      return n;
+    });
+    await p.sleep(15_000);
+    expect(done).toBe(false);
+    p.close(fds.device);
+    expect(await pending).toBe(A.length);
+    expect(p.readdir('/dev/vfio')).toEqual(['devices', 'vfio']);
+    // The group file stays open but answers ENODEV.
+    expectErrno(() => groupStatus(p, fds.group), 'ENODEV');
+  });
+
+  it('a plugin adds a node under /dev and opens it through its spec', () => {
+    let api!: HostPluginApi;
+    const host = createHost({
+      platform: simPlatform({}),
+      plugins: [
+        {
+          name: 'nodes',
+          setup(a) {
+            api = a;
+          },
+        },
+      ],
+    });
+    const undo = api.registerDevNode('/dev/iommu', { mode: 0o666, open: () => ({ kind: 'iommufd', ioctl: () => 7 }) });
+    expectErrno(() => api.registerDevNode('/dev/iommu', { open: () => ({ kind: 'x' }) }), 'EEXIST');
+    expectErrno(() => api.registerDevNode('/sys/x', { open: () => ({ kind: 'x' }) }), 'EINVAL');
+    const p = host.spawn({ uid: 1000 });
+    const fd = p.open('/dev/iommu');
+    expect(p.ioctl(fd, 1)).toBe(7);
+    undo();
+    expectErrno(() => p.open('/dev/iommu'), 'ENOENT');
+    const v = api.registerDevNode('/dev/vfio/devices/vfio0', { open: () => ({ kind: 'cdev' }) });
+    expect(p.readdir('/dev/vfio/devices')).toEqual(['vfio0']);
+    expectErrno(() => p.open('/dev/vfio/devices/vfio0'), 'EACCES');
+    v();
   });
 });

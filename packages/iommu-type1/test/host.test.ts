@@ -7,7 +7,8 @@ import { createHost } from '@vfio-ts/core';
 import type { HostPlugin, HostPluginApi, VfioDevice } from '@vfio-ts/core';
 import { IOMMU_READ, IOMMU_WRITE } from '@vfio-ts/platform';
 import type { PciFunction } from '@vfio-ts/platform';
-import { SimIommuGroup, pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
+import type { SimIommuGroup} from '@vfio-ts/sim';
+import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
 import {
   VFIO_CHECK_EXTENSION,
   VFIO_DMA_UNMAP_FLAG_ALL,
@@ -64,7 +65,7 @@ function miniDriver(emulated = false): { plugin: HostPlugin; devices: VfioDevice
             });
             if (emulated) api!.registerEmulatedDevice(dev);
             else api!.registerGroupDevice(dev);
-            devices.push(dev as VfioDevice);
+            devices.push(dev);
           },
           async remove() {},
         });

@@ -23,6 +23,7 @@ export {
   SimPciDevice,
   parseBdf,
   formatBdf,
+  type Bdf,
   type SimPciDeviceEntry,
   type SimPciFunctionEntry,
   type SimPciBridgeEntry,

@@ -491,6 +491,14 @@ export class ConfigSpaceFunction implements PciFunction {
     return out;
   }
 
+  /**
+   * Sets or clears Status bit 3 (Interrupt Status), which the hardware owns (config writes cannot change it). A
+   * model built on this function calls it with the INTx level it raises, so PCI 2.3 INTx masking sees it.
+   */
+  setInterruptStatus(pending: boolean): void {
+    this.cfg[PCI.STATUS] = pending ? this.cfg[PCI.STATUS]! | 0x08 : this.cfg[PCI.STATUS]! & ~0x08;
+  }
+
   /** A copy of the whole config space (`configSize` bytes). */
   configBytes(): Uint8Array {
     return this.cfg.slice(0, this.configSize);

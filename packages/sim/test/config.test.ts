@@ -107,6 +107,16 @@ describe('pciFunctionFromConfig on captured config spaces', () => {
     });
   });
 
+  it('Interrupt Status is hardware-owned', () => {
+    const f = pciFunctionFromConfig({ config: fixture('edu'), bars: '0:mem32:0x100000' });
+    f.setInterruptStatus(true);
+    expect(f.configRead(0x06, 2) & 0x08).toBe(0x08);
+    f.configWrite(0x06, 2, 0xffff);
+    expect(f.configRead(0x06, 2) & 0x08).toBe(0x08);
+    f.setInterruptStatus(false);
+    expect(f.configRead(0x06, 2) & 0x08).toBe(0);
+  });
+
   it('honours explicit wmask and w1cmask', () => {
     const c = fixture('edu');
     const wmask = new Uint8Array(256);
