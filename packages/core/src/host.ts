@@ -2,7 +2,7 @@
  * `createHost`: a VFIO host assembled from a platform and plugins. Everything hangs off the returned object —
  * processes and their file tables, module parameters, the VFIO core's registries — so two hosts never meet.
  */
-import type { Capability, Platform, VfsCharDev, VfsDir, VfsNode } from '@vfio-ts/platform';
+import type { Platform, VfsCharDev, VfsDir, VfsNode } from '@vfio-ts/platform';
 import { SysError } from '@vfio-ts/uapi';
 import { OpenFile } from './file.js';
 import { NullFileOps } from './files.js';
@@ -304,4 +304,3 @@ export function createHost(options: HostOptions): Host {
   return new HostImpl(options.platform, options);
 }
 
-export type { Capability };

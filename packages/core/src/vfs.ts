@@ -50,10 +50,14 @@ export function resolvePath(root: VfsDir, path: string, follow = true): Resolved
   return walk(splitPath(path), follow);
 }
 
-/** rwx permission bits wanted (access(2) mode). */
+/* access(2) modes. */
+/** Read permission. */
 export const R_OK = 4;
+/** Write permission. */
 export const W_OK = 2;
+/** Execute/search permission. */
 export const X_OK = 1;
+/** Existence only. */
 export const F_OK = 0;
 
 /** Who is asking: enough of a task for DAC checks. */

@@ -4,6 +4,7 @@
  */
 import { EFD_NONBLOCK, EFD_SEMAPHORE } from '@vfio-ts/platform';
 import { simPlatform } from '@vfio-ts/sim';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createHost, groupStatus, openVfioDevice, POLLIN, POLLNVAL, POLLOUT } from '../src/index.js';
 import { VFIO_TYPE1v2_IOMMU } from '@vfio-ts/uapi';
@@ -39,6 +40,36 @@ describe('file descriptors', () => {
     expect(p.eventfd()).toBe(4);
     expect(p.open('/dev/null')).toBe(6);
     expect(p.fds()).toEqual([3, 4, 5, 6]);
+  });
+});
+
+describe('fd allocation', () => {
+  it('matches the lowest-free model over random open/close/fork sequences', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(2), fc.nat(50)), { maxLength: 80 }), (ops) => {
+        const { host } = make();
+        let p = host.spawn({ uid: 0 });
+        const model = new Set<number>();
+        for (const [kind, pick] of ops) {
+          if (kind === 0) {
+            let fd = 3;
+            while (model.has(fd)) fd++;
+            expect(p.open('/dev/null')).toBe(fd);
+            model.add(fd);
+          } else if (kind === 1 && model.size > 0) {
+            const fd = [...model][pick % model.size]!;
+            p.close(fd);
+            model.delete(fd);
+          } else if (kind === 2) {
+            const child = p.fork();
+            p.exit();
+            p = child;
+          }
+          expect(p.fds()).toEqual([...model].sort((a, b) => a - b));
+        }
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 

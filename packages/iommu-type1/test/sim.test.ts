@@ -87,6 +87,17 @@ describe('type1 on the simulated host', () => {
     expect(s.group.domain).toBeUndefined();
   });
 
+  it('maps another device\'s BAR (device memory) as reserved pages: mapped, not pinned, not accounted', () => {
+    const s = simSetup();
+    const bar = s.mm.mmapDevice(64n * 1024n, { read: (_o, n) => new Uint8Array(n), write: () => undefined });
+    s.map(0x80000000n, bar, 64n * 1024n);
+    const look = s.mm.lookup(bar)!;
+    expect(look.device).toBe(true);
+    expect(s.domain().translate(0x80000000n)?.pa).toBe(look.pfn << 12n);
+    expect(s.mm.memlock.lockedPages).toBe(0);
+    expect(s.unmapAll()).toBe(64n * 1024n);
+  });
+
   it('refuses a group without interrupt remapping (EPERM)', () => {
     expect(errnoOf(() => simSetup({ isolatedMsi: false }))).toBe('EPERM');
   });
