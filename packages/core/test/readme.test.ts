@@ -1,11 +1,12 @@
 /** The README example, kept runnable. */
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { createHost, openVfioDevice } from '../src/index.js';
 import type { HostPlugin, VfioDevice } from '../src/index.js';
 import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
 import { VFIO_NOIOMMU_IOMMU } from '@vfio-ts/uapi';
 
 it('runs the README example', () => {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
   // --- README example start
   const config = new Uint8Array(256);
   config.set([0x34, 0x12, 0x11, 0x11]); // vendor 0x1234, device 0x1111
@@ -56,4 +57,6 @@ it('runs the README example', () => {
   // --- README example end
   expect([...p.pread(fds.device, 4, 0n)]).toEqual([0x42, 0x42, 0x42, 0x42]);
   expect(host.describe().devices).toHaveLength(1);
+  expect(log).toHaveBeenCalledTimes(2);
+  log.mockRestore();
 });

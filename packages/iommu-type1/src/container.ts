@@ -177,6 +177,10 @@ export class Type1Container {
   #dirtyTracking = false;
   #ones: Uint8Array | undefined;
 
+  /**
+   * A container after SET_IOMMU: `v2` selects type1v2 semantics; `env` gives the module parameters
+   * (`dma_entry_limit` is read once, here, as Linux sets dma_avail at open) and the kernel log.
+   */
   constructor(v2: boolean, env: IommuBackendEnv) {
     this.v2 = v2;
     this.#env = env;
@@ -226,6 +230,7 @@ export class Type1Container {
     }));
   }
 
+  /** Counts for `vfio status`: mappings, locked pages, domains, groups and the valid IOVA ranges. */
   describe(): Type1Description {
     let locked = 0;
     let ext = 0;
@@ -701,7 +706,7 @@ export class Type1Container {
     for (const d of this.#dmas) d.bitmap = undefined;
   }
 
-  /** Whether dirty tracking is on. */
+  /** Whether dirty tracking is on (VFIO_IOMMU_DIRTY_PAGES START until STOP). */
   get dirtyTracking(): boolean {
     return this.#dirtyTracking;
   }
@@ -825,6 +830,11 @@ export class Type1Container {
     return false;
   }
 
+  /**
+   * attach_group: an emulated group is only recorded; an IOMMU group gets a domain (an existing compatible one
+   * when possible, else a new one with every mapping replayed into it). EBUSY while a vaddr is invalid, EINVAL for
+   * a duplicate or an aperture/reserved-region conflict, EPERM without MSI isolation; all or nothing.
+   */
   attachGroup(group: VfioGroupRef): void {
     if (this.#vaddrInvalidCount > 0) throw new SysError('EBUSY', 'a mapping has an invalid vaddr');
     if (this.#findGroup(group.id)) throw new SysError('EINVAL', `group ${group.id} is already attached`);
@@ -938,6 +948,10 @@ export class Type1Container {
     for (const dma of all) dma.iommuMapped = true;
   }
 
+  /**
+   * detach_group: the last group of a domain frees it; the last domain takes every mapping with it (or, with
+   * emulated groups left, its IOMMU pins); the valid IOVA list is recomputed from what remains.
+   */
   detachGroup(group: VfioGroupRef): void {
     let updateScope: boolean;
     const ei = this.#emulated.findIndex((g) => g.id === group.id);
@@ -1053,10 +1067,12 @@ export class Type1Container {
   /* Emulated-IOMMU helpers (§2.10)                                                                               */
   /* ---------------------------------------------------------------------------------------------------------- */
 
+  /** register_device: devices with a dma_unmap op are told before pinned ranges are unmapped. */
   registerDevice(dev: VfioDeviceRef): void {
     if (dev.dmaUnmap) this.#devices.add(dev);
   }
 
+  /** unregister_device. */
   unregisterDevice(dev: VfioDeviceRef): void {
     this.#devices.delete(dev);
   }

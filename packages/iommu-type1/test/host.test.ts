@@ -74,7 +74,7 @@ function miniDriver(emulated = false): { plugin: HostPlugin; devices: VfioDevice
   };
 }
 
-function hostSetup(emulated = false) {
+function hostSetup(emulated = false, beforeSetIommu?: (p: ReturnType<ReturnType<typeof createHost>['spawn']>) => void) {
   const driver = miniDriver(emulated);
   const platform = simPlatform({ iommu: 'vtd', devices: [{ bdf: BDF, fn: fn() }] });
   const host = createHost({ platform, plugins: [type1(), driver.plugin] });
@@ -88,6 +88,7 @@ function hostSetup(emulated = false) {
   const fd = new Uint8Array(4);
   new DataView(fd.buffer).setInt32(0, c, true);
   p.ioctl(g, VFIO_GROUP_SET_CONTAINER, fd);
+  beforeSetIommu?.(p);
   p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
   return { platform, host, p, c, g, driver, pdev };
 }
@@ -115,15 +116,21 @@ describe('type1 in a host', () => {
     expect(group.domain!.translate(0x101234n)).toBeUndefined();
   });
 
-  it('honours the dma_entry_limit module parameter written through sysfs', () => {
-    const { p, c } = hostSetup();
-    const param = p.open('/sys/module/vfio_iommu_type1/parameters/dma_entry_limit', 1);
-    p.write(param, new TextEncoder().encode('1\n'));
-    p.close(param);
-    // The limit is read when a container opens (Linux: dma_avail = dma_entry_limit at open): this one keeps 65535.
+  it('honours the dma_entry_limit module parameter written through sysfs (read when SET_IOMMU opens the backend)', () => {
+    const { p, c } = hostSetup(false, (proc) => {
+      const param = proc.open('/sys/module/vfio_iommu_type1/parameters/dma_entry_limit', 1);
+      proc.write(param, new TextEncoder().encode('1\n'));
+      proc.close(param);
+    });
     const va = p.mmap({ length: 8192n });
     p.ioctl(c, VFIO_IOMMU_MAP_DMA, vfioIommuType1DmaMap.encode({ argsz: 32, flags: RW, vaddr: va, iova: 0n, size: 4096n }));
-    p.ioctl(c, VFIO_IOMMU_MAP_DMA, vfioIommuType1DmaMap.encode({ argsz: 32, flags: RW, vaddr: va + 4096n, iova: 4096n, size: 4096n }));
+    let errno: string | undefined;
+    try {
+      p.ioctl(c, VFIO_IOMMU_MAP_DMA, vfioIommuType1DmaMap.encode({ argsz: 32, flags: RW, vaddr: va + 4096n, iova: 4096n, size: 4096n }));
+    } catch (e) {
+      errno = (e as { errno?: string }).errno;
+    }
+    expect(errno).toBe('ENOSPC');
     const text = new TextDecoder().decode(p.read(p.open('/sys/module/vfio_iommu_type1/parameters/dma_entry_limit'), 64));
     expect(text.trim()).toBe('1');
   });

@@ -279,7 +279,11 @@ export function featureDmaLoggingReport(
     const byteOffset = (first / 64n) * 8n;
     const byteLength = Number(((bits + 63n) / 64n) * 8n);
     const addr = BigInt.asUintN(64, bitmap + byteOffset);
-    const window = new IovaBitmap(winIova, winLength, pageSize, context.memory.read(addr, byteLength));
+    const current = context.memory.read(addr, byteLength);
+    // Linux pins the window writable before the driver reads and clears its log; writing the bytes back
+    // unchanged first makes a read-only bitmap fail (EFAULT) before any dirty state is consumed.
+    context.memory.write(addr, current);
+    const window = new IovaBitmap(winIova, winLength, pageSize, current);
     log.logReadAndClear(winIova, winLength, window);
     context.memory.write(addr, window.toBytes());
   }

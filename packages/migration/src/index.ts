@@ -63,3 +63,5 @@ export type {
   MigrationFeatureHandler,
   UserMemory,
 } from './features.js';
+export { migrationFile } from './file.js';
+export type { MigrationCallContext, MigrationFileOps, MigrationIoctlArg } from './file.js';

@@ -69,3 +69,10 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** Marks a region read-only: writes into it fail with EFAULT. */
+export class ReadOnlyMemory extends FakeMemory {
+  override write(addr: bigint, _data: Uint8Array): void {
+    throw new SysError('EFAULT', `read-only ${addr}`);
+  }
+}
