@@ -145,6 +145,12 @@ export interface VfioDeviceOptions<T> {
   readonly ops: VfioDeviceOps<T>;
   /** Driver-private data (the rest of the driver's struct, whose first member is the vfio_device). */
   readonly data: T;
+  /** Linux device->mig_ops (§2.3): read by the migration feature handlers; the core does not look inside. */
+  readonly migrationOps?: unknown;
+  /** Linux device->log_ops (§2.4): device DMA dirty logging, for the DMA-logging feature handlers. */
+  readonly logOps?: unknown;
+  /** Linux device->migration_flags (VFIO_MIGRATION_* bits). */
+  readonly migrationFlags?: number;
 }
 
 /**
@@ -154,6 +160,12 @@ export interface VfioDeviceOptions<T> {
 export class VfioDevice<T = unknown> {
   /** The driver's private data. */
   readonly data: T;
+  /** Linux device->mig_ops (§2.3), for the migration feature handlers (set before registration). */
+  migrationOps: unknown = undefined;
+  /** Linux device->log_ops (§2.4), for the DMA-logging feature handlers (set before registration). */
+  logOps: unknown = undefined;
+  /** Linux device->migration_flags (VFIO_MIGRATION_* bits). */
+  migrationFlags = 0;
   /** Open count (number of opens of the device through any fd; 0 when closed). */
   openCount = 0;
   /**

@@ -164,12 +164,6 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     return new OpenFile(new ContainerFile(c), flags);
   }
 
-  /** The group whose /dev/vfio node is `name`. */
-  groupByNodeName(name: string): Group | undefined {
-    for (const g of this.groups.values()) if (g.nodeName === name) return g;
-    return undefined;
-  }
-
   /** Opens a group node (§1.3 open rules): ENODEV without devices, EPERM for no-IOMMU without RAWIO, EBUSY. */
   openGroup(group: Group, flags: number, task: Task): OpenFile {
     if (group.drivers === 0 || !group.iommuGroup) throw new SysError('ENODEV', `group ${group.id} has no devices`);
@@ -213,6 +207,9 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
   allocDevice<T>(options: VfioDeviceOptions<T>): VfioDevice<T> {
     const index = this.#deviceIndexes.alloc();
     const device = new VfioDevice<T>(index, options.name, options.ops, options.data, this);
+    device.migrationOps = options.migrationOps;
+    device.logOps = options.logOps;
+    device.migrationFlags = options.migrationFlags ?? 0;
     try {
       options.ops.init?.(device);
     } catch (e) {
