@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = ['packages', 'packages/devices', 'examples', 'tools'];
+const roots = ['packages', 'packages/devices', 'examples', 'tools', 'tests'];
 const clean = process.argv.includes('--clean');
 let passed = 0, failed = 0, skipped = 0, reports = 0;
 const problems = [];

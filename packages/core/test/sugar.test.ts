@@ -127,3 +127,30 @@ describe('runtime PM bracketing', () => {
     expect(trace).toEqual(['get', 'ioctl', 'put']);
   });
 });
+
+describe('migration and logging ops slots', () => {
+  it('carries the driver ops a feature handler needs', () => {
+    let api!: HostPluginApi;
+    const seen: unknown[] = [];
+    createHost({
+      platform: simPlatform({}),
+      plugins: [
+        {
+          name: 'mig',
+          setup(a) {
+            api = a;
+            a.registerFeatureHandler(1, (device) => {
+              seen.push(device.migrationOps, device.migrationFlags);
+              return 0;
+            });
+          },
+        },
+      ],
+    });
+    const migOps = { getState: () => 2 };
+    const dev = api.allocDevice({ name: 'x', ops: {}, data: null, migrationOps: migOps, migrationFlags: 1 });
+    expect(dev.migrationOps).toBe(migOps);
+    expect(dev.logOps).toBe(undefined);
+    expect(dev.migrationFlags).toBe(1);
+  });
+});

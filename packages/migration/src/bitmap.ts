@@ -196,22 +196,20 @@ export class DirtyBitmap {
   }
 
   /**
-   * Reports the dirty pages inside `[iova, iova + length)` to `sink` (as address ranges, clipped to the window)
-   * and clears them: the `log_read_and_clear` a dirty-tracking device implements (§2.4). Dirty pages are reported
-   * whole: a page that straddles the window start or end is reported only for its part inside the window, and
-   * still cleared, as a hardware tracker clears what it read.
+   * Reports the dirty pages touching `[iova, iova + length)` to `sink` and clears them: the `log_read_and_clear`
+   * a dirty-tracking device implements (§2.4). Pages are reported whole, as a hardware tracker reports its own
+   * granularity, except that nothing below `iova` is reported; a page straddling the window end is reported past
+   * it (Linux's iova_bitmap carries such bits into the next window, see {@link IovaBitmap.spill}).
    */
   readAndClear(iova: bigint, length: bigint, sink: DirtySink): void {
     const r = this.pagesOf(iova, length);
     if (!r) return;
-    const end = iova + length;
     const shift = BigInt(this.pageShift);
     const found: PageRun[] = [...this.runs(r.start, r.start + r.count)];
     for (const run of found) {
       let a = this.base + (BigInt(run.start) << shift);
-      let b = this.base + (BigInt(run.start + run.count) << shift);
+      const b = this.base + (BigInt(run.start + run.count) << shift);
       if (a < iova) a = iova;
-      if (b > end) b = end;
       if (b > a) sink.set(a, b - a);
       this.clearPages(run.start, run.count);
     }
@@ -269,6 +267,8 @@ export class IovaBitmap implements DirtySink {
   readonly words: Uint32Array;
   /** Number of meaningful bits (`ceil(length / pageSize)`). */
   readonly bits: number;
+  /** Ranges set past the window's end, for the next window of the same report. */
+  readonly spill: { iova: bigint; length: bigint }[] = [];
 
   /** `initial` (optional) is the user's current bitmap bytes: bits already set stay set. */
   constructor(
@@ -294,14 +294,22 @@ export class IovaBitmap implements DirtySink {
     return this.words.length * 4;
   }
 
-  /** `iova_bitmap_set`: marks every report page `[iova, iova + length)` touches; parts outside the window are dropped. */
+  /**
+   * `iova_bitmap_set`: marks every report page `[iova, iova + length)` touches. A part before the window is
+   * dropped; a part past its end is kept in {@link spill} so the next window of the same report can apply it
+   * (Linux's `set_ahead_length`).
+   */
   set(iova: bigint, length: bigint): void {
     if (length <= 0n) return;
     let a = iova;
     let b = iova + length;
     const end = this.iova + this.length;
     if (a < this.iova) a = this.iova;
-    if (b > end) b = end;
+    if (b > end) {
+      const from = a > end ? a : end;
+      this.spill.push({ iova: from, length: b - from });
+      b = end;
+    }
     if (b <= a) return;
     const shift = BigInt(this.pageShift);
     const first = Number((a - this.iova) >> shift);

@@ -143,3 +143,6 @@ export class DmaLogger implements DmaLoggingOps {
     }
   }
 }
+
+/** DESIGN's name for a device's DMA logging ops (Linux `vfio_log_ops`). */
+export type VfioLogOps = DmaLoggingOps;

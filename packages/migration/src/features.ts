@@ -271,6 +271,7 @@ export function featureDmaLoggingReport(
   while (1n << shift !== pageSize) shift++;
   const totalBits = ((length - 1n) >> shift) + 1n;
   const windowBits = BigInt(DMA_LOGGING_REPORT_WINDOW_BYTES * 8);
+  let carry: { iova: bigint; length: bigint }[] = [];
   for (let first = 0n; first < totalBits; first += windowBits) {
     const bits = totalBits - first < windowBits ? totalBits - first : windowBits;
     const winIova = iova + (first << shift);
@@ -284,8 +285,11 @@ export function featureDmaLoggingReport(
     // unchanged first makes a read-only bitmap fail (EFAULT) before any dirty state is consumed.
     context.memory.write(addr, current);
     const window = new IovaBitmap(winIova, winLength, pageSize, current);
+    // Bits the previous window's driver call set past its end (a tracker page straddling the boundary).
+    for (const r of carry) window.set(r.iova, r.length);
     log.logReadAndClear(winIova, winLength, window);
     context.memory.write(addr, window.toBytes());
+    carry = window.spill;
   }
   return 0;
 }

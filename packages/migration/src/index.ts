@@ -39,11 +39,12 @@ export type {
   MigrationDriver,
   MigrationFeatureOps,
   MigrationStateMachineOptions,
+  VfioMigrationOps,
 } from './machine.js';
 export { DirtyBitmap, IovaBitmap, clearBits, setBits } from './bitmap.js';
 export type { DirtySink, PageRun } from './bitmap.js';
 export { DmaLogger, combineIovaRanges } from './dma-logging.js';
-export type { DmaLoggerOptions, DmaLoggingOps, IovaRange } from './dma-logging.js';
+export type { DmaLoggerOptions, DmaLoggingOps, IovaRange, VfioLogOps } from './dma-logging.js';
 export {
   DMA_LOGGING_MAX_RANGES,
   DMA_LOGGING_REPORT_WINDOW_BYTES,

@@ -232,3 +232,6 @@ export class MigrationStateMachine implements MigrationFeatureOps {
     this.resuming = undefined;
   }
 }
+
+/** DESIGN's name for a device's migration ops (Linux `vfio_migration_ops` plus `migration_flags`). */
+export type VfioMigrationOps = MigrationFeatureOps;

@@ -362,6 +362,22 @@ describe('DMA_LOGGING_REPORT', () => {
     expect(user.reduce((n, b) => n + (b === 0 ? 0 : 1), 0)).toBe(2);
   });
 
+  it('carries a tracker page that straddles a window boundary into the next window', () => {
+    // 2 MiB tracker pages, 4 KiB report pages from iova 4 KiB: the window boundary at 4 KiB + 2 GiB cuts the
+    // dirty tracker page [2 GiB, 2 GiB + 2 MiB) in two.
+    const logger = started(2n << 20n, [{ iova: 0n, length: 1n << 33n }]);
+    logger.markDirty(1n << 31n, 1n);
+    const mem = new FakeMemory();
+    const length = 1n << 32n;
+    const bits = Number(length / P);
+    const user = mem.map(BITMAP_AT, bits / 8);
+    expect(report(logger, mem, P, length, P)).toBeUndefined();
+    const first = Number(((1n << 31n) - P) / P);
+    const set: number[] = [];
+    for (let k = 0; k < bits; k++) if (bitSet(user, k)) set.push(k);
+    expect(set).toEqual(Array.from({ length: 512 }, (_, i) => first + i));
+  });
+
   it('ignores device writes outside the tracked ranges', () => {
     const logger = started(P, [{ iova: 0x10000n, length: 0x2000n }]);
     logger.markDirty(0n, 0x10000n);
