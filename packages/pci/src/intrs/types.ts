@@ -7,6 +7,13 @@
  * The driver creates one layer per open of the device (Linux keeps the IRQ state in vfio_pci_core_device from
  * vfio_pci_core_enable to vfio_pci_core_disable), after it built the {@link VfioPciConfig} of that open, and drops
  * it after {@link VfioPciIrqLayer.closeAll} at last close.
+ *
+ * Additions by the interrupt layer (all additive; the driver needs to pass nothing new):
+ * - `setIrqs` returns a number: 0, or — like Linux — the positive count of vectors the host could give when an
+ *   MSI/MSI-X enable asked for more (nothing is enabled then). The driver's ioctl should return it.
+ * - options `dynamicMsix` (has_dyn_msix, default true) and `irqVectorLimit` (host vector budget, default none);
+ *   `pci23` is probed like pci_intx_mask_supported when not given.
+ * - `flush()` (await pending virqfd teardowns) and the typed `state()` behind `describe()`.
  */
 import type { ValidatedSetIrqs } from '@vfio-ts/core';
 import type { SyscallContext } from '@vfio-ts/core';
@@ -57,11 +64,85 @@ export interface VfioPciIrqLayerOptions {
   readonly virtfn?: boolean;
   /**
    * DisINTx masking works (Linux pci_2_3, probed with pci_intx_mask_supported unless `nointxmask`); otherwise
-   * INTx masking disables the host IRQ line. Default: true.
+   * INTx masking disables the host IRQ line. Default: probed on the function like pci_intx_mask_supported (false
+   * with `nointx`); pass `false` for the `nointxmask` module parameter.
    */
   readonly pci23?: boolean;
   /** The function is PCI Express (ERR index count 1, else 0). Default: the config has a PCIe capability. */
   readonly pcie?: boolean;
+  /**
+   * The host can add MSI-X vectors to an enabled function (Linux has_dyn_msix via pci_msix_can_alloc_dyn): the
+   * MSI-X index then drops NORESIZE and SET_IRQS may bind vectors beyond those enabled first. Default: true.
+   */
+  readonly dynamicMsix?: boolean;
+  /**
+   * How many interrupt vectors the host can give one MSI/MSI-X enable (default: unlimited). A larger request
+   * fails the way pci_alloc_irq_vectors does: SET_IRQS returns the number available and enables nothing.
+   */
+  readonly irqVectorLimit?: number;
+}
+
+/** One MSI/MSI-X vector with a trigger, as {@link VfioPciIrqState} shows it. */
+export interface VfioPciVectorState {
+  readonly vector: number;
+  /** The host IRQ name, e.g. `vfio-msix[2](0000:00:03.0)`. */
+  readonly name: string;
+  /** Id of the trigger eventfd. */
+  readonly eventfd: number;
+  /** Messages taken from the device. */
+  readonly interrupts: number;
+  /** Signals sent to the eventfd (interrupts plus loopback). */
+  readonly signals: number;
+}
+
+/** One registered ioeventfd, as {@link VfioPciIrqState} shows it. */
+export interface VfioPciIoeventfdState {
+  readonly bar: number;
+  /** Offset in the BAR, hex. */
+  readonly offset: string;
+  /** Access size in bytes. */
+  readonly size: number;
+  /** The value written, hex. */
+  readonly data: string;
+  /** Id of the eventfd. */
+  readonly eventfd: number;
+  /** False once the eventfd was closed (its virqfd released itself; the entry stays until removed). */
+  readonly active: boolean;
+  /** Writes done, and writes the BAR refused (memory decoding off). */
+  readonly writes: number;
+  readonly skipped: number;
+}
+
+/** A snapshot of the interrupt layer (for `vfio status`, DESIGN idea 7). */
+export interface VfioPciIrqState {
+  readonly bdf: string;
+  /** The active interrupt type. */
+  readonly irqType: 'none' | 'intx' | 'msi' | 'msix';
+  /** GET_IRQ_INFO counts per index (intx, msi, msix, err, req). */
+  readonly counts: Readonly<Record<string, number>>;
+  /** DisINTx masking in use (else the host IRQ line is disabled to mask). */
+  readonly pci23: boolean;
+  readonly intx: {
+    readonly masked: boolean;
+    /** The user's INTx-disable bit in COMMAND. */
+    readonly virqDisabled: boolean;
+    readonly eventfd: number | null;
+    readonly unmaskEventfd: number | null;
+    readonly interrupts: number;
+    readonly signals: number;
+  } | null;
+  readonly msi: {
+    readonly msix: boolean;
+    readonly allocated: number;
+    readonly vectors: readonly VfioPciVectorState[];
+    readonly spurious: number;
+  } | null;
+  readonly err: { readonly eventfd: number | null; readonly signals: number };
+  readonly req: { readonly eventfd: number | null; readonly signals: number };
+  readonly ioeventfds: readonly VfioPciIoeventfdState[];
+  /** Interrupts nobody had a handler for: INTx edges while INTx is not enabled, messages with no MSI type. */
+  readonly spurious: { readonly intx: number; readonly msi: number };
+  readonly closed: boolean;
 }
 
 /**
@@ -75,9 +156,10 @@ export interface VfioPciIrqLayer {
   irqCount(index: number): number;
   /**
    * VFIO_DEVICE_SET_IRQS after the core's validateSetIrqs (the driver validates with {@link irqCount} and max
-   * index 5): dispatches on index × action (vfio_pci_set_irqs_ioctl). `call` resolves eventfds.
+   * index 5): dispatches on index × action (vfio_pci_set_irqs_ioctl). `call` resolves eventfds. Returns 0, or the
+   * positive number of vectors available when an MSI/MSI-X enable could not get them all (the ioctl's result).
    */
-  setIrqs(irqSet: ValidatedSetIrqs, call: SyscallContext): void;
+  setIrqs(irqSet: ValidatedSetIrqs, call: SyscallContext): number;
   /** The user's INTx-disable bit in COMMAND changed (the config hook `intxMask`). */
   onConfigIntxMask(masked: boolean): void;
   /**
@@ -99,8 +181,12 @@ export interface VfioPciIrqLayer {
    * 0), the ERR and REQ triggers and all ioeventfds, and stops routing the model's interrupts.
    */
   closeAll(): Promise<void>;
-  /** A JSON-friendly snapshot for observability (DESIGN idea 7). */
+  /** A JSON-friendly snapshot for observability (DESIGN idea 7); see {@link VfioPciIrqState}. */
   describe(): Record<string, unknown>;
+  /** Resolves once the virqfd teardowns started so far have completed (closeAll awaits it too). */
+  flush?(): Promise<void>;
+  /** The typed snapshot behind {@link describe}. */
+  state?(): VfioPciIrqState;
 }
 
 /** The factory the driver calls once per open (after building the config). */

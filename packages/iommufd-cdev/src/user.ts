@@ -1,0 +1,83 @@
+/**
+ * iommufd argument handling (inventory §1.9, Linux main.c `iommufd_fops_ioctl` + `copy_struct_from_user`): the
+ * first u32 is the caller's size; below the struct's minimum it is EINVAL, bytes the kernel does not know must
+ * be zero (E2BIG), and a response copies back `min(size, sizeof)` bytes. The argument is either the struct bytes
+ * (a Uint8Array, read and written in place) or a pointer into the caller's memory.
+ */
+import type { CallContext, IoctlArg } from '@vfio-ts/core';
+import { SysError, readIommufdArg } from '@vfio-ts/uapi';
+import type { StructCodec } from '@vfio-ts/uapi';
+
+/** A decoded command and the way to answer it. */
+export interface UserCmd<T> {
+  readonly value: T;
+  /** The caller's size. */
+  readonly size: number;
+  /** iommufd_ucmd_respond: writes `value` back (first `min(size, sizeof)` bytes). */
+  respond(value: T): void;
+}
+
+/** A user pointer from an ioctl argument (EFAULT for NULL). */
+function pointer(arg: IoctlArg): bigint {
+  if (arg === undefined) throw new SysError('EFAULT', 'NULL argument');
+  const p = BigInt.asUintN(64, BigInt(arg as number | bigint));
+  if (p === 0n) throw new SysError('EFAULT', 'NULL argument');
+  return p;
+}
+
+/** get_user(size): the first u32 of the argument. */
+export function userSize(arg: IoctlArg, call: CallContext): number {
+  if (arg instanceof Uint8Array) {
+    if (arg.length < 4) throw new SysError('EFAULT', 'argument shorter than its size field');
+    return new DataView(arg.buffer, arg.byteOffset, 4).getUint32(0, true);
+  }
+  const b = call.task.mm.read(pointer(arg), 4);
+  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+}
+
+/** Reads a command struct with the size/E2BIG rules. */
+export function readCmd<T>(arg: IoctlArg, call: CallContext, codec: StructCodec<T>): UserCmd<T> {
+  if (arg instanceof Uint8Array) {
+    const { value, size } = readIommufdArg(arg, codec);
+    return {
+      value,
+      size,
+      respond: (v: T) => {
+        codec.write(arg, v, 0, Math.min(size, codec.size));
+      },
+    };
+  }
+  const addr = pointer(arg);
+  const size = userSize(arg, call);
+  if (size < codec.minsz) throw new SysError('EINVAL', `${codec.name}: size ${size} is below ${codec.minsz}`);
+  const known = Math.min(size, codec.size);
+  const head = call.task.mm.read(addr, known);
+  // copy_struct_from_user: a larger struct from a newer caller is fine only if the unknown tail is all zero.
+  for (let off = codec.size; off < size; ) {
+    const n = Math.min(4096, size - off);
+    const chunk = call.task.mm.read(addr + BigInt(off), n);
+    if (chunk.some((b) => b !== 0)) throw new SysError('E2BIG', `${codec.name}: non-zero bytes past the known struct`);
+    off += n;
+  }
+  return {
+    value: codec.decode(head),
+    size,
+    respond: (v: T) => {
+      call.task.mm.write(addr, codec.encode(v).subarray(0, known));
+    },
+  };
+}
+
+/** Reads `length` bytes of user memory at `ptr` (copy_from_user): EFAULT when absent. */
+export function readUser(call: CallContext, ptr: bigint, length: number): Uint8Array {
+  if (length === 0) return new Uint8Array(0);
+  if (ptr === 0n) throw new SysError('EFAULT', 'NULL user pointer');
+  return call.task.mm.read(ptr, length);
+}
+
+/** Writes user memory at `ptr` (copy_to_user): EFAULT when absent. */
+export function writeUser(call: CallContext, ptr: bigint, data: Uint8Array): void {
+  if (data.length === 0) return;
+  if (ptr === 0n) throw new SysError('EFAULT', 'NULL user pointer');
+  call.task.mm.write(ptr, data);
+}
