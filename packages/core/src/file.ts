@@ -7,37 +7,24 @@ import type { EventFdContext, MmioHandler } from '@vfio-ts/platform';
 import { SysError } from '@vfio-ts/uapi';
 import type { CallContext, IoctlArg } from './iommu-driver.js';
 
-/* open(2) access modes and flags (x86_64 values). */
-/** Open for reading only. */
-export const O_RDONLY = 0;
-/** Open for writing only. */
-export const O_WRONLY = 1;
-/** Open for reading and writing. */
-export const O_RDWR = 2;
-/** Mask of the access-mode bits. */
-export const O_ACCMODE = 3;
-/** Non-blocking I/O (eventfd reads answer EAGAIN). */
-export const O_NONBLOCK = 0o4000;
-/** Close on exec (set on device fds, as Linux does). */
-export const O_CLOEXEC = 0o2000000;
-
-/* poll(2) event bits (x86_64 values). */
-/** Data to read. */
-export const POLLIN = 0x1;
-/** Urgent data. */
-export const POLLPRI = 0x2;
-/** Writing will not block. */
-export const POLLOUT = 0x4;
-/** Error condition (always reported). */
-export const POLLERR = 0x8;
-/** Hang-up (always reported). */
-export const POLLHUP = 0x10;
-/** The fd is not open (always reported). */
-export const POLLNVAL = 0x20;
-/** Normal data to read. */
-export const POLLRDNORM = 0x40;
-/** Normal data may be written. */
-export const POLLWRNORM = 0x100;
+// open(2) and poll(2) flags live in @vfio-ts/uapi with the rest of the ABI; re-exported here for convenience.
+import { O_ACCMODE, O_RDONLY, O_WRONLY, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM } from '@vfio-ts/uapi';
+export {
+  O_ACCMODE,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  POLLPRI,
+  POLLRDNORM,
+  POLLWRNORM,
+} from '@vfio-ts/uapi';
 
 /** What poll reports for a file that has no poll method (Linux DEFAULT_POLLMASK). */
 export const DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;

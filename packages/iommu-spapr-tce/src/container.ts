@@ -8,8 +8,8 @@ import type { IoctlArg, VfioGroupRef } from '@vfio-ts/core';
 import { PAGE_SHIFT } from '@vfio-ts/platform';
 import type { AddressSpace, IommuGroup, PinnedRun, Task } from '@vfio-ts/platform';
 import { SysError } from '@vfio-ts/uapi';
-import { MmIommuContext, memlockLimitOf } from './prereg.js';
-import type { PreregRegion } from './prereg.js';
+import { memlockLimitOf } from './prereg.js';
+import type { PreregRegion , MmIommuContext} from './prereg.js';
 import type { TableGroupLookup, TceDirection, TceTableGroupLike, TceTableLike } from './table-group.js';
 
 /** Windows per container and per table group (IOMMU_TABLE_GROUP_MAX_TABLES). */

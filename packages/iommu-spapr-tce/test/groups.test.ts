@@ -53,7 +53,7 @@ describe('attach / detach', () => {
     const g1 = b.group();
     const g2 = b.group();
     const c = b.open(2, g1.ref);
-    expectErrno(() => b.ops.attachGroup(c, g2.ref, b.call), 'EBUSY');
+    expectErrno(() => { b.ops.attachGroup(c, g2.ref, b.call); }, 'EBUSY');
     expect(c.groups).toHaveLength(1);
   });
 
@@ -61,13 +61,13 @@ describe('attach / detach', () => {
     const b = new Bench({ memlockLimit: null });
     const c = b.open(7);
     const emulated: VfioGroupRef = { id: 90, type: 'emulated-iommu', iommuGroup: undefined };
-    expectErrno(() => b.ops.attachGroup(c, emulated, b.call), 'EINVAL');
+    expectErrno(() => { b.ops.attachGroup(c, emulated, b.call); }, 'EINVAL');
     const bare = b.platform.iommuGroups()[0] ?? { id: 91, devices: () => [] };
     const noTable = { id: 91, type: 'iommu', iommuGroup: bare } as unknown as VfioGroupRef;
-    expectErrno(() => b.ops.attachGroup(c, noTable, b.call), 'ENODEV');
+    expectErrno(() => { b.ops.attachGroup(c, noTable, b.call); }, 'ENODEV');
     const g = b.group();
     b.ops.attachGroup(c, g.ref, b.call);
-    expectErrno(() => b.ops.attachGroup(c, { ...g.ref }, b.call), 'EBUSY');
+    expectErrno(() => { b.ops.attachGroup(c, { ...g.ref }, b.call); }, 'EBUSY');
     expect(b.log.some((l) => l.includes('already attached'))).toBe(true);
   });
 
@@ -80,7 +80,7 @@ describe('attach / detach', () => {
     const a = b.group();
     const other = b.group({ family: 'pseries-lpar' });
     const c = b.open(7, a.ref);
-    expectErrno(() => b.ops.attachGroup(c, other.ref, b.call), 'EPERM');
+    expectErrno(() => { b.ops.attachGroup(c, other.ref, b.call); }, 'EPERM');
     expect(other.hw.spaprTableGroup.tables).toEqual([undefined, undefined]);
   });
 
@@ -93,7 +93,7 @@ describe('attach / detach', () => {
     // Something else already occupies window 1 of the new PE: set_window fails with EBUSY.
     const foreign = g2.hw.spaprTableGroup.createTable(1, 12, GiB, 1);
     g2.hw.spaprTableGroup.setWindow(1, foreign);
-    expectErrno(() => b.ops.attachGroup(c, g2.ref, b.call), 'EBUSY');
+    expectErrno(() => { b.ops.attachGroup(c, g2.ref, b.call); }, 'EBUSY');
     expect(g2.hw.spaprTableGroup.tables).toEqual([undefined, undefined]);
     expect(c.groups).toHaveLength(1);
   });

@@ -55,7 +55,7 @@ describe('the sPAPR hardware model (packages/sim/src/spapr)', () => {
     expect(w0.busStart).toBe(0x1000_0000n);
     expect(w1.busStart).toBe(TCE_BYPASS_BASE);
     tg.setWindow(0, w0);
-    expectErrno(() => tg.setWindow(0, w1), 'EBUSY');
+    expectErrno(() => { tg.setWindow(0, w1); }, 'EBUSY');
     expect(tg.windowAt(0x1000_0000n + GiB - 1n)).toBe(w0);
     expect(tg.windowAt(0x1000_0000n + GiB)).toBeUndefined();
     expectErrno(() => tg.createTable(0, 16, GiB, 6), 'EINVAL');
@@ -70,7 +70,7 @@ describe('the sPAPR hardware model (packages/sim/src/spapr)', () => {
     expect(g.spaprTableGroup.isOwned).toBe(true);
     expectErrno(() => g.translateDma('d', TCE_BYPASS_BASE + 0x5000n, 16, true), 'EFAULT');
     expect(iommu.faults()).toHaveLength(1);
-    expectErrno(() => g.claimDmaOwner({}), 'EPERM');
+    expectErrno(() => { g.claimDmaOwner({}); }, 'EPERM');
     expectErrno(() => g.allocDomain(), 'ENODEV');
     g.releaseDmaOwner(g);
     expect(g.spaprTableGroup.bypassEnabled).toBe(true);

@@ -100,7 +100,7 @@ describe('v1: MAP / UNMAP through the TCE table', () => {
     expect(b.deviceRead(hw, 0n, 4)).toHaveLength(4);
     expect(b.deviceRead(hw, 4096n, 4)).toHaveLength(4); // a writable TCE is readable too (pnv_tce_xchg)
     b.deviceWrite(hw, 4096n, new Uint8Array(4));
-    expectErrno(() => b.deviceWrite(hw, 0n, new Uint8Array(4)), 'EFAULT');
+    expectErrno(() => { b.deviceWrite(hw, 0n, new Uint8Array(4)); }, 'EFAULT');
     expect(b.iommu.faults()).toEqual([{ device: '0000:01:00.0', iova: 0n, write: true, reason: 'permission' }]);
     // An IODA2 PHB freezes the PE on a DMA error (EEH).
     expect(hw.spaprTableGroup.eeh?.dmaEnabled).toBe(false);

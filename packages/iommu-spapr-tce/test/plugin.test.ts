@@ -24,7 +24,7 @@ describe('plugin', () => {
     const logs: string[] = [];
     const api: HostPluginApiBase = {
       registerIommuDriver(ops) {
-        registered.push(ops as VfioIommuDriverOps);
+        registered.push(ops);
         return () => {
           undone++;
         };
@@ -62,7 +62,7 @@ describe('plugin', () => {
     const ops = spaprTceDriverOps();
     let gone = 0;
     const host: ContainerHost = {
-      iommuDrivers: () => [ops as VfioIommuDriverOps],
+      iommuDrivers: () => [ops],
       noiommuDriver: { ...(ops as VfioIommuDriverOps), name: 'vfio-noiommu' },
       backendEnv: () => b.env,
       groupViable: (g) => !(g.iommuGroup?.dmaOwnerClaimed ?? false),

@@ -4,6 +4,7 @@
  * (argsz − 8), the user's data bytes (read and written in place), the device's ops and — where the payload holds
  * pointers — the caller's memory, so the core's feature registry can call them directly.
  */
+import { checkFeature } from '@vfio-ts/core';
 import { PAGE_SIZE } from '@vfio-ts/platform';
 import {
   SysError,
@@ -14,7 +15,6 @@ import {
   VFIO_DEVICE_FEATURE_MIGRATION,
   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-  VFIO_DEVICE_FEATURE_PROBE,
   VFIO_DEVICE_FEATURE_SET,
   vfioDeviceFeatureDmaLoggingControl,
   vfioDeviceFeatureDmaLoggingRange,
@@ -60,20 +60,6 @@ export type MigrationFeatureHandler = (
   device: MigrationFeatureDevice,
   context: MigrationFeatureContext,
 ) => number;
-
-/**
- * `vfio_check_feature` (§1.5): a requested GET/SET outside `supportedOps` is EINVAL; PROBE then succeeds doing
- * nothing (returns false); neither GET nor SET is EINVAL; `dataSize < minsz` is EINVAL; true means "execute".
- * (Core keeps its own copy for driver features; this one keeps the package free of a core dependency.)
- */
-export function checkFeature(flags: number, dataSize: number, supportedOps: number, minsz: number): boolean {
-  const ops = flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET);
-  if ((ops & ~supportedOps) !== 0) throw new SysError('EINVAL', 'feature does not support the requested GET/SET');
-  if ((flags & VFIO_DEVICE_FEATURE_PROBE) !== 0) return false;
-  if (ops === 0) throw new SysError('EINVAL', 'feature call without GET or SET');
-  if (dataSize < minsz) throw new SysError('EINVAL', `feature data of ${dataSize} bytes is shorter than ${minsz}`);
-  return true;
-}
 
 /** copy_from_user of a payload struct: EFAULT when the user's buffer holds fewer bytes. */
 function readPayload<T>(codec: StructCodec<T>, data: Uint8Array, n = codec.size): T {

@@ -48,7 +48,6 @@ export type { DmaLoggerOptions, DmaLoggingOps, IovaRange, VfioLogOps } from './d
 export {
   DMA_LOGGING_MAX_RANGES,
   DMA_LOGGING_REPORT_WINDOW_BYTES,
-  checkFeature,
   featureDmaLoggingReport,
   featureDmaLoggingStart,
   featureDmaLoggingStop,
@@ -66,3 +65,5 @@ export type {
 } from './features.js';
 export { migrationFile } from './file.js';
 export type { MigrationCallContext, MigrationFileOps, MigrationIoctlArg } from './file.js';
+export { logOpsOf, migration, migrationDeviceFeatureHandlers, migrationOpsOf } from './plugin.js';
+export type { MigrationPluginOptions } from './plugin.js';

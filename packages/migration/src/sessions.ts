@@ -27,9 +27,11 @@ export interface SavingSource {
   readDirty?(max: number): Uint8Array;
   /**
    * The remaining state, called once when the session enters STOP_COPY (the device is stopped). It must be
-   * complete given what the initial/dirty reads already handed over. An iterable is consumed lazily, on read.
+   * complete given what the initial/dirty reads already handed over. An iterable is consumed lazily, on read;
+   * an element that is an array of parts becomes one record (copied once, straight into it) when it fits in
+   * `maxRecordPayload`, else it is cut like a plain chunk.
    */
-  finalState(): Uint8Array | Iterable<Uint8Array>;
+  finalState(): Uint8Array | Iterable<Uint8Array | readonly Uint8Array[]>;
   /** The session ended (the device left the saving group, was reset or closed): free buffers. */
   release?(): void;
 }
@@ -89,7 +91,7 @@ export class SavingSession {
   private queuedInitial = 0;
   private queuedDirty = 0;
   private current: MigState;
-  private finalIter: Iterator<Uint8Array> | undefined;
+  private finalIter: Iterator<Uint8Array | readonly Uint8Array[]> | undefined;
   private finalChunk: { bytes: Uint8Array; offset: number } | undefined;
   private endWritten = false;
   private ended = false;
@@ -179,7 +181,8 @@ export class SavingSession {
       if (isPreCopyState(this.current)) throw new SysError('ENOMSG', 'no pre-copy data available now');
       return new Uint8Array(0);
     }
-    if (parts.length === 1) return parts[0]!.slice();
+    // Record buffers are never written after encoding, so a view of one is as good as a copy.
+    if (parts.length === 1) return parts[0]!;
     const out = new Uint8Array(total);
     let at = 0;
     for (const p of parts) {
@@ -234,7 +237,7 @@ export class SavingSession {
     for (const l of [...this.listeners]) l();
   }
 
-  private push(kind: MigRecordKind, payload: Uint8Array, account: Pending['account']): void {
+  private push(kind: MigRecordKind, payload: Uint8Array | readonly Uint8Array[], account: Pending['account']): void {
     const bytes = encodeRecord(kind, this.seq++, payload);
     this.queue.push({ bytes, account, offset: 0 });
     if (account === 'initial') this.queuedInitial += bytes.length;
@@ -259,7 +262,8 @@ export class SavingSession {
 
   private beginFinal(): void {
     const state = this.source.finalState();
-    this.finalIter = (state instanceof Uint8Array ? [state] : state)[Symbol.iterator]();
+    const iterable: Iterable<Uint8Array | readonly Uint8Array[]> = state instanceof Uint8Array ? [state] : state;
+    this.finalIter = iterable[Symbol.iterator]();
   }
 
   /** Pulls the next record from the source; false when none is available now. */
@@ -294,7 +298,24 @@ export class SavingSession {
       }
       const next = this.finalIter?.next();
       if (next && !next.done) {
-        this.finalChunk = { bytes: next.value, offset: 0 };
+        const value = next.value;
+        if (value instanceof Uint8Array) {
+          this.finalChunk = { bytes: value, offset: 0 };
+          continue;
+        }
+        const total = value.reduce((n, p) => n + p.length, 0);
+        if (total === 0) continue;
+        if (total <= this.maxRecord) {
+          this.push(MigRecordKind.FINAL, value, 'none');
+          return true;
+        }
+        const joined = new Uint8Array(total);
+        let at = 0;
+        for (const p of value) {
+          joined.set(p, at);
+          at += p.length;
+        }
+        this.finalChunk = { bytes: joined, offset: 0 };
         continue;
       }
       this.finalIter = undefined;

@@ -53,19 +53,33 @@ function isKind(k: number): k is MigRecordKind {
   return k >= MigRecordKind.START && k <= MigRecordKind.END;
 }
 
-/** Encodes one record (header + payload) as a new buffer. */
-export function encodeRecord(kind: MigRecordKind, seq: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  if (payload.length > MIG_RECORD_MAX_PAYLOAD) throw new RangeError(`record payload of ${payload.length} bytes is too large`);
-  const out = new Uint8Array(MIG_RECORD_HEADER_SIZE + payload.length);
+/**
+ * Encodes one record (header + payload) as a new buffer. The payload may be given as several parts (e.g. a
+ * header and the pages it describes): they are copied straight into the record, once.
+ */
+export function encodeRecord(
+  kind: MigRecordKind,
+  seq: number,
+  payload: Uint8Array | readonly Uint8Array[] = new Uint8Array(0),
+): Uint8Array {
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  let length = 0;
+  for (const p of parts) length += p.length;
+  if (length > MIG_RECORD_MAX_PAYLOAD) throw new RangeError(`record payload of ${length} bytes is too large`);
+  const out = new Uint8Array(MIG_RECORD_HEADER_SIZE + length);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, MIG_STREAM_MAGIC, true);
   dv.setUint16(4, MIG_STREAM_VERSION, true);
   dv.setUint16(6, kind, true);
   dv.setUint32(8, seq >>> 0, true);
-  dv.setUint32(12, payload.length, true);
+  dv.setUint32(12, length, true);
   dv.setUint32(16, 0, true);
-  out.set(payload, MIG_RECORD_HEADER_SIZE);
-  dv.setUint32(20, recordCrc(out.subarray(0, 20), payload), true);
+  let at = MIG_RECORD_HEADER_SIZE;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  dv.setUint32(20, recordCrc(out.subarray(0, 20), out.subarray(MIG_RECORD_HEADER_SIZE)), true);
   return out;
 }
 

@@ -26,7 +26,6 @@ import {
   MigrationStateMachine,
   ResumingSession,
   SavingSession,
-  checkFeature,
   combineIovaRanges,
   featureDmaLoggingReport,
   featureDmaLoggingStart,
@@ -37,13 +36,14 @@ import {
   migrationFeatureHandlers,
 } from '../src/index.js';
 import type { IovaRange, MigrationDataSession, MigrationFeatureContext, MigrationFeatureDevice } from '../src/index.js';
+import { checkFeature } from '@vfio-ts/core';
 import { FakeMemory, M, errnoOf } from './helpers.js';
 
 const GET = VFIO_DEVICE_FEATURE_GET;
 const SET = VFIO_DEVICE_FEATURE_SET;
 const PROBE = VFIO_DEVICE_FEATURE_PROBE;
 
-describe('checkFeature (vfio_check_feature)', () => {
+describe('core checkFeature as the handlers use it (vfio_check_feature)', () => {
   it('applies the four rules in order', () => {
     expect(errnoOf(() => checkFeature(SET, 8, GET, 8))).toBe('EINVAL');
     expect(checkFeature(GET | PROBE, 0, GET, 8)).toBe(false);

@@ -2,9 +2,8 @@
  * eventfd contract (Linux eventfd(2)): a 64-bit counter, signalled from the kernel side, read from user space.
  */
 
-export const EFD_SEMAPHORE = 1;
-export const EFD_CLOEXEC = 0o2000000;
-export const EFD_NONBLOCK = 0o4000;
+// The eventfd(2) flags are ABI: they live in @vfio-ts/uapi and are re-exported here for platform users.
+export { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE } from '@vfio-ts/uapi';
 
 /** The kernel side of an eventfd (Linux struct eventfd_ctx). */
 export interface EventFdContext {

@@ -8,11 +8,8 @@ export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const PAGE_SIZE_N = 4096n;
 
-/** Protection bits, as mmap(2) spells them. */
-export const PROT_NONE = 0;
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const PROT_EXEC = 4;
+/** Protection bits, as mmap(2) spells them (ABI: defined in @vfio-ts/uapi). */
+export { PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE } from '@vfio-ts/uapi';
 
 /** Backing for anonymous mappings: base pages, or physically contiguous 2 MiB / 1 GiB pages. */
 export type HugepageSize = '2M' | '1G';

@@ -11,3 +11,4 @@ export * from './ioctl.js';
 export * from './vfio.js';
 export * from './iommufd.js';
 export * from './caps.js';
+export * from './syscall.js';

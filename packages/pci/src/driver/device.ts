@@ -122,6 +122,8 @@ export class VfioPciCoreDevice {
   /** Runtime-PM usage count and whether the device is runtime-suspended (D3hot while idle). */
   pmUsage = 0;
   runtimeSuspended = false;
+  /** State the PCI core saved at runtime suspend, restored at resume. */
+  runtimeSave: PciSavedState | undefined;
   /** INTx was masked by runtime suspend and must be unmasked on resume. */
   pmIntxMasked = false;
 

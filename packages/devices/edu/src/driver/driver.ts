@@ -623,7 +623,7 @@ export class EduVfioDriver {
     });
   }
 
-  async #dma(cmd: number, src: bigint, dst: bigint, count: number, what: string): Promise<void> {
+  async #runDma(cmd: number, src: bigint, dst: bigint, count: number, what: string): Promise<void> {
     this.write64(EDU_REG.DMA_SRC, src);
     this.write64(EDU_REG.DMA_DST, dst);
     this.write64(EDU_REG.DMA_COUNT, BigInt(count));
@@ -639,7 +639,7 @@ export class EduVfioDriver {
       if (data.length < 1 || data.length > EDU_DMA_BUFFER_SIZE || BigInt(data.length) > buf.size) throw new SysError('EINVAL', `DMA of ${data.length} bytes does not fit`);
       this.#p.memory.write(buf.vaddr, data);
       this.#call(`memcpy(${hex(buf.vaddr)}, pattern, ${data.length})`);
-      await this.#dma(0, buf.iova, EDU_DMA_BUFFER_ADDR, data.length, 'DMA to the device');
+      await this.#runDma(0, buf.iova, EDU_DMA_BUFFER_ADDR, data.length, 'DMA to the device');
       this.#step('dma-to-device', 'DMA into the device', `${data.length} bytes from IOVA ${hex(buf.iova)} into edu's buffer at ${hex(EDU_DMA_BUFFER_ADDR)}; DMA interrupt received`);
       return data.length;
     });
@@ -650,7 +650,7 @@ export class EduVfioDriver {
     return this.#run('dma-from-device', async () => {
       if (count < 1 || count > EDU_DMA_BUFFER_SIZE || at < 0n || at + BigInt(count) > buf.size) throw new SysError('EINVAL', `DMA of ${count} bytes does not fit`);
       this.#p.memory.write(buf.vaddr + at, new Uint8Array(count));
-      await this.#dma(EDU_DMA_CMD.TO_RAM, EDU_DMA_BUFFER_ADDR, buf.iova + at, count, 'DMA from the device');
+      await this.#runDma(EDU_DMA_CMD.TO_RAM, EDU_DMA_BUFFER_ADDR, buf.iova + at, count, 'DMA from the device');
       const back = this.#p.memory.read(buf.vaddr + at, count);
       this.#call(`memcpy(out, ${hex(buf.vaddr + at)}, ${count})`);
       this.#step('dma-from-device', 'DMA out of the device', `${count} bytes from edu's buffer to IOVA ${hex(buf.iova + at)}; DMA interrupt received`);
@@ -679,7 +679,7 @@ export class EduVfioDriver {
       const id = this.read32(EDU_REG.ID);
       const livenessAfter = this.read32(EDU_REG.LIVENESS);
       const factorialAfter = this.read32(EDU_REG.FACTORIAL);
-      // Power-on edu: liveness 0 (reads ~0 written... i.e. the stored inverse 0), factorial 0, ID readable.
+      // Power-on edu: the liveness and factorial registers hold 0; the ID still reads, so BAR0 decodes again.
       const ok = id === EDU_ID_VALUE && livenessAfter === 0 && factorialAfter === 0;
       if (!ok) throw new SysError('EIO', `after reset: ID ${hex(id, 8)}, liveness ${hex(livenessAfter, 8)}, factorial ${factorialAfter}`);
       this.#step('reset', 'Reset the device', `VFIO_DEVICE_RESET; registers back to power-on (liveness ${hex(livenessAfter, 8)}, factorial ${factorialAfter}), BAR0 still decoding`);

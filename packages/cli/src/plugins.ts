@@ -1,0 +1,17 @@
+/**
+ * The host plugins the CLI's simulated hosts load: the type1 IOMMU backend and the vfio-pci driver.
+ */
+import type { HostPlugin } from '@vfio-ts/core';
+import { type1 } from '@vfio-ts/iommu-type1';
+import * as pci from '@vfio-ts/pci';
+
+/** The type1 IOMMU backend. */
+export function iommuType1(): HostPlugin {
+  return type1();
+}
+
+/** The vfio-pci driver plugin; `undefined` in a build of @vfio-ts/pci that does not have it yet. */
+export function vfioPciPlugin(): HostPlugin | undefined {
+  const make = (pci as Record<string, unknown>)['vfioPci'];
+  return typeof make === 'function' ? (make as () => HostPlugin)() : undefined;
+}
