@@ -3,15 +3,14 @@
  */
 import type { HostPlugin } from '@vfio-ts/core';
 import { type1 } from '@vfio-ts/iommu-type1';
-import * as pci from '@vfio-ts/pci';
+import { vfioPci } from '@vfio-ts/pci';
 
 /** The type1 IOMMU backend. */
 export function iommuType1(): HostPlugin {
   return type1();
 }
 
-/** The vfio-pci driver plugin; `undefined` in a build of @vfio-ts/pci that does not have it yet. */
-export function vfioPciPlugin(): HostPlugin | undefined {
-  const make = (pci as Record<string, unknown>)['vfioPci'];
-  return typeof make === 'function' ? (make as () => HostPlugin)() : undefined;
+/** The vfio-pci driver. */
+export function vfioPciPlugin(): HostPlugin {
+  return vfioPci();
 }

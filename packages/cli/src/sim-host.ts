@@ -95,8 +95,7 @@ export function buildDemoHost(options: DemoHostOptions = {}): DemoHost {
   ];
   if (options.extra) devices.push({ bdf: DEMO_TOPOLOGY.extra, fn: deviceFromImage(options.extra), driver: 'vfio-pci' });
   const platform = simPlatform({ iommu: 'vtd', devices, hostDrivers: [{ name: 'e1000', ids: ['8086:100e'] }] });
-  const vfioPci = vfioPciPlugin();
-  const host = createHost({ platform, plugins: vfioPci ? [iommuType1(), vfioPci] : [iommuType1()] });
+  const host = createHost({ platform, plugins: [iommuType1(), vfioPciPlugin()] });
   const root = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO'], memlockLimit: 64n << 20n });
   return options.extra
     ? { host, platform, root, eduBdf: DEMO_TOPOLOGY.edu, extraBdf: DEMO_TOPOLOGY.extra }

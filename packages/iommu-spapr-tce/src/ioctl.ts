@@ -105,9 +105,10 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
       return 0;
     case VFIO_EEH_PE_OP: {
       // Applied to every group in list order; the first non-zero result (an error or a state) ends the loop.
-      const bytes = structArg(arg);
       for (const g of c.groups) {
-        const ret = eehPeOp(g.tableGroup.eeh, bytes, env.eehEnabled);
+        const pe = g.tableGroup.eeh;
+        if (!pe) throw new SysError('ENODEV', `group ${g.ref.id} has no EEH PE`);
+        const ret = eehPeOp(pe, structArg(arg), env.eehEnabled);
         if (ret !== 0) return ret;
       }
       return 0;

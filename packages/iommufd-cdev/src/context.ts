@@ -353,7 +353,7 @@ export class IommufdContext {
     if (c.value.flags !== 0) throw new SysError('EOPNOTSUPP', 'IOAS_ALLOC takes no flags');
     const id = this.#objects.peek();
     // iommufd_ucmd_respond happens before the object is finalized: a failed copy-out leaves no object.
-    c.respond({ ...c.value, out_ioas_id: id });
+    c.respond({ out_ioas_id: id });
     this.#install((i) => new IoasObject(i));
     return 0;
   }
@@ -387,7 +387,7 @@ export class IommufdContext {
     ranges.forEach((r, i) => {
       if (i < max) writeUser(call, v.allowed_iovas + BigInt(i * 16), iommuIovaRange.encode({ start: r.start, last: r.last }));
     });
-    c.respond({ ...v, num_iovas: ranges.length, out_iova_alignment: ioas.iopt.iovaAlignment });
+    c.respond({ num_iovas: ranges.length, out_iova_alignment: ioas.iopt.iovaAlignment });
     if (ranges.length > max) throw new SysError('EMSGSIZE', `${ranges.length} ranges, room for ${max}`);
     return 0;
   }
@@ -406,7 +406,7 @@ export class IommufdContext {
     const ioas = this.#getIoas(v.ioas_id);
     const fixed = (v.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
     const iova = this.mapUser(ioas.iopt, call.task, v.user_va, v.length, fixed ? v.iova : undefined, this.#prot(v.flags));
-    c.respond({ ...v, iova });
+    c.respond({ iova });
     return 0;
   }
 
@@ -433,7 +433,7 @@ export class IommufdContext {
     const dst = this.#getIoas(v.dst_ioas_id);
     const fixed = (v.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
     const iova = dst.iopt.mapPages(slices, v.length, fixed ? v.dst_iova : undefined, this.#prot(v.flags));
-    c.respond({ ...v, dst_iova: iova });
+    c.respond({ dst_iova: iova });
     return 0;
   }
 
@@ -449,7 +449,7 @@ export class IommufdContext {
       if (last > U64_MAX) throw new SysError('EOVERFLOW', 'iova + length overflows');
       unmapped = ioas.iopt.unmapRange(v.iova, last);
     }
-    c.respond({ ...v, length: unmapped });
+    c.respond({ length: unmapped });
     return 0;
   }
 
@@ -484,7 +484,7 @@ export class IommufdContext {
         throw new SysError('EOPNOTSUPP', `unknown option ${v.option_id}`);
     }
     // Only val64 is copied back, and only on success.
-    c.respond({ ...v, val64: val });
+    c.respond({ val64: val });
     return 0;
   }
 
@@ -494,7 +494,7 @@ export class IommufdContext {
     switch (v.op) {
       case IOMMU_VFIO_IOAS_GET: {
         const ioas = this.compatIoas();
-        c.respond({ ...v, ioas_id: ioas.id });
+        c.respond({ ioas_id: ioas.id });
         return 0;
       }
       case IOMMU_VFIO_IOAS_SET:
@@ -537,7 +537,7 @@ export class IommufdContext {
     if ((v.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) throw new SysError('EOPNOTSUPP', 'device has no dirty tracking');
     const hwpt = this.#hwptPagingAlloc(pt, dev.group, false, (v.flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0);
     try {
-      c.respond({ ...v, out_hwpt_id: hwpt.id });
+      c.respond({ out_hwpt_id: hwpt.id });
     } catch (e) {
       this.#free(hwpt);
       throw e;
@@ -574,7 +574,6 @@ export class IommufdContext {
       writeUser(call, v.data_uptr, out);
     }
     c.respond({
-      ...v,
       data_len: data.length,
       out_data_type: vtd ? IOMMU_HW_INFO_TYPE_INTEL_VTD : IOMMU_HW_INFO_TYPE_NONE,
       out_capabilities: 0n,

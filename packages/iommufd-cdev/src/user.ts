@@ -13,8 +13,11 @@ export interface UserCmd<T> {
   readonly value: T;
   /** The caller's size. */
   readonly size: number;
-  /** iommufd_ucmd_respond: writes `value` back (first `min(size, sizeof)` bytes). */
-  respond(value: T): void;
+  /**
+   * iommufd_ucmd_respond: copies the command back (first `min(size, sizeof)` bytes). Only `changes` differ from
+   * what the caller passed in, so only they are rewritten when the argument is the struct bytes themselves.
+   */
+  respond(changes: Partial<T>): void;
 }
 
 /** A user pointer from an ioctl argument (EFAULT for NULL). */
@@ -42,8 +45,8 @@ export function readCmd<T>(arg: IoctlArg, call: CallContext, codec: StructCodec<
     return {
       value,
       size,
-      respond: (v: T) => {
-        codec.write(arg, v, 0, Math.min(size, codec.size));
+      respond: (changes: Partial<T>) => {
+        codec.write(arg, changes, 0, Math.min(size, codec.size));
       },
     };
   }
@@ -59,11 +62,12 @@ export function readCmd<T>(arg: IoctlArg, call: CallContext, codec: StructCodec<
     if (chunk.some((b) => b !== 0)) throw new SysError('E2BIG', `${codec.name}: non-zero bytes past the known struct`);
     off += n;
   }
+  const value = codec.decode(head);
   return {
-    value: codec.decode(head),
+    value,
     size,
-    respond: (v: T) => {
-      call.task.mm.write(addr, codec.encode(v).subarray(0, known));
+    respond: (changes: Partial<T>) => {
+      call.task.mm.write(addr, codec.encode({ ...value, ...changes }).subarray(0, known));
     },
   };
 }

@@ -17,3 +17,4 @@ export type {
   MdevVirtualParent,
 } from './types.js';
 export { parseGuid, parseUlong, relativeLink, UUID_STRING_LEN } from './sysfs.js';
+export { copyFromUser, copyToUser } from './user.js';

@@ -9,7 +9,7 @@
  * /sys/bus/mdev/devices/<uuid> -> <parent>/<uuid>      /sys/class/mdev_bus/<parent> -> <parent>
  * ```
  */
-import type { HostPluginApi, VfioDevice, VfioDeviceOps } from '@vfio-ts/core';
+import type { HostPluginApi, VfioDevice, VfioDeviceOps, VfioDeviceState } from '@vfio-ts/core';
 import type { VfsDir, VfsNode } from '@vfio-ts/platform';
 import { SysError } from '@vfio-ts/uapi';
 import { attribute, directory, parseGuid, parseUlong, relativeLink, symlink, UUID_STRING_LEN } from './sysfs.js';
@@ -64,6 +64,11 @@ function canonicalSysPath(api: HostPluginApi, path: string): string {
     node = next;
   }
   return '/sys/' + stack.map(([n]) => n).join('/');
+}
+
+/** A device's state read afresh (a call in between may have changed it). */
+function stateOf(dev: VfioDevice): VfioDeviceState {
+  return dev.state;
 }
 
 /* ------------------------------------------------------------------------------------------------ types */
@@ -156,7 +161,7 @@ export class MdevDevice<TT = unknown> {
   #bound = false;
   /** False once a writer claimed the self-removing `remove` attribute (device_remove_file_self). */
   #removeAttr = true;
-  #removal: Promise<void> | undefined;
+  #removal: Promise<void> | 'done' | undefined;
   readonly #undo: (() => void)[] = [];
 
   constructor(
@@ -205,7 +210,7 @@ export class MdevDevice<TT = unknown> {
       dev.put();
       throw e;
     }
-    this.#vfio = dev as VfioDevice;
+    this.#vfio = dev;
     return dev;
   }
 
@@ -219,14 +224,27 @@ export class MdevDevice<TT = unknown> {
 
   /**
    * The usual remove: unregisters the VFIO device — asking its users to release it and waiting until they
-   * closed it (vfio_unregister_group_dev, §2.7) — and drops the driver's reference.
+   * closed it (vfio_unregister_group_dev, §2.7) — and drops the driver's reference. Finishes synchronously when
+   * nobody has the device open; otherwise the returned promise settles when the last user closed it.
    */
-  async unregisterVfioDevice(): Promise<void> {
+  unregisterVfioDevice(): Promise<void> | undefined {
     const dev = this.#vfio;
-    if (!dev) return;
-    if (dev.state === 'registered') await dev.unregister();
-    this.#vfio = undefined;
-    if (dev.state !== 'released') dev.put();
+    if (!dev) return undefined;
+    const finish = (): void => {
+      if (this.#vfio === dev) this.#vfio = undefined;
+      if (dev.state !== 'released') dev.put();
+    };
+    if (dev.state !== 'registered') {
+      finish();
+      return undefined;
+    }
+    const waiting = dev.unregister();
+    // Nobody had it open: unregistering finished at once, and so does the removal (the sysfs write returns).
+    if (stateOf(dev) === 'unregistered') {
+      finish();
+      return undefined;
+    }
+    return waiting.then(finish);
   }
 
   readonly #releaseHooks: (() => void)[] = [];
@@ -257,22 +275,37 @@ export class MdevDevice<TT = unknown> {
     }
   }
 
-  /** @internal mdev_device_remove_common: hides the links, runs the driver's remove, then the device goes. */
-  removeCommon(): Promise<void> {
-    this.#removal ??= (async () => {
-      this.state = 'removing';
-      this.linked = false;
-      this.#removeAttr = false;
-      try {
-        await this.parent.driver.remove(this);
-      } catch (e) {
-        this.api.log(`mdev: ${this.uuid}: remove failed: ${String(e)}`);
-      }
+  /**
+   * @internal mdev_device_remove_common: hides the links, runs the driver's remove, then the device goes —
+   * synchronously when the driver's remove did not have to wait, else when its promise settles.
+   */
+  removeCommon(): Promise<void> | undefined {
+    if (this.#removal !== undefined) return this.#removal === 'done' ? undefined : this.#removal;
+    this.state = 'removing';
+    this.linked = false;
+    this.#removeAttr = false;
+    const finish = (): void => {
       this.#bound = false;
       for (const undo of this.#undo.splice(0).reverse()) undo();
       this.bus.releaseDevice(this);
-    })();
-    return this.#removal;
+      this.#removal = 'done';
+    };
+    let r: void | Promise<void> = undefined;
+    try {
+      r = this.parent.driver.remove(this);
+    } catch (e) {
+      this.api.log(`mdev: ${this.uuid}: remove failed: ${String(e)}`);
+    }
+    if (r instanceof Promise) {
+      const pending = r.then(finish, (e: unknown) => {
+        this.api.log(`mdev: ${this.uuid}: remove failed: ${String(e)}`);
+        finish();
+      });
+      this.#removal = pending;
+      return pending;
+    }
+    finish();
+    return undefined;
   }
 
   /** @internal the store of the `remove` attribute (remove_store + mdev_device_remove). */
@@ -443,7 +476,8 @@ export class MdevParent<TT = unknown> {
   unregister(): Promise<void> {
     this.#unregistering ??= (async () => {
       this.bus.api.log(`mdev: ${this.devName}: MDEV: Unregistering`);
-      await Promise.all(this.devices.map((d) => d.removeCommon()));
+      const pending = this.devices.map((d) => d.removeCommon()).filter((r): r is Promise<void> => r !== undefined);
+      await Promise.all(pending);
       for (const undo of this.#undo.splice(0).reverse()) undo();
       this.bus.parentGone(this);
     })();
@@ -467,7 +501,7 @@ export class MdevBus {
   readonly #parents = new Set<MdevParent>();
   /** class → name → virtual parent device. */
   readonly #virtual = new Map<string, Map<string, VirtualDevice>>();
-  #virtualDirs: 'ours' | 'unavailable' | undefined;
+  #virtualDirs = false;
 
   constructor(readonly api: HostPluginApi) {
     const devicesPath = '/sys/bus/mdev/devices';
@@ -484,6 +518,7 @@ export class MdevBus {
       ['drivers_autoprobe', attribute(0o644, () => '1\n')],
     ]);
     api.addSysfsNode('/sys/bus', 'mdev', bus);
+    this.#addClassAndVirtualDirs();
   }
 
   /** The device named `uuid` (any case), if it exists and is not released. */
@@ -536,10 +571,13 @@ export class MdevBus {
   }
 
   #ensureVirtualDirs(): void {
-    if (this.#virtualDirs === 'ours') return;
-    if (this.#virtualDirs === 'unavailable') throw new SysError('ENOENT', '/sys/devices/virtual belongs to another layer');
+    if (!this.#virtualDirs) throw new SysError('ENOENT', '/sys/devices/virtual belongs to another layer');
+  }
+
+  /** /sys/devices/virtual and /sys/class, unless another layer made them already (then virtual parents fail). */
+  #addClassAndVirtualDirs(): void {
     try {
-      const undoVirtual = this.api.addSysfsNode(
+      this.api.addSysfsNode(
         '/sys/devices',
         'virtual',
         directory(() =>
@@ -549,28 +587,29 @@ export class MdevBus {
           ]),
         ),
       );
-      try {
-        this.api.addSysfsNode(
-          '/sys',
-          'class',
-          directory(() => {
-            const e: [string, VfsNode][] = [['mdev_bus', this.#mdevBusClassDir()]];
-            for (const [cls, devs] of this.#virtual) {
-              if (cls === 'mdev_bus') continue;
-              const dir = `/sys/class/${cls}`;
-              e.push([cls, directory(() => [...devs.keys()].map((n): [string, VfsNode] => [n, symlink(relativeLink(dir, `/sys/devices/virtual/${cls}/${n}`))]))]);
-            }
-            return e;
-          }),
-        );
-      } catch (e) {
-        undoVirtual();
-        throw e;
-      }
-      this.#virtualDirs = 'ours';
+      this.#virtualDirs = true;
     } catch {
-      this.#virtualDirs = 'unavailable';
-      throw new SysError('ENOENT', '/sys/devices/virtual belongs to another layer');
+      this.#virtualDirs = false;
+    }
+    try {
+      this.api.addSysfsNode(
+        '/sys',
+        'class',
+        directory(() => {
+          const e: [string, VfsNode][] = [['mdev_bus', this.#mdevBusClassDir()]];
+          for (const [cls, devs] of this.#virtual) {
+            if (cls === 'mdev_bus') continue;
+            const dir = `/sys/class/${cls}`;
+            e.push([
+              cls,
+              directory(() => [...devs.keys()].map((n): [string, VfsNode] => [n, symlink(relativeLink(dir, `/sys/devices/virtual/${cls}/${n}`))])),
+            ]);
+          }
+          return e;
+        }),
+      );
+    } catch {
+      // Another layer owns /sys/class: the compatibility links are simply absent.
     }
   }
 
@@ -629,14 +668,14 @@ export class MdevBus {
         this.#virtual.set(cls, devs);
       }
       const map = devs;
-      const entry: VirtualDevice = { parent: parent as unknown as MdevParent };
+      const entry: VirtualDevice = { parent: parent };
       map.set(name, entry);
       parent.onUnregister(() => {
         if (map.get(name) === entry) map.delete(name);
         if (map.size === 0 && this.#virtual.get(cls) === map) this.#virtual.delete(cls);
       });
     }
-    this.#parents.add(parent as unknown as MdevParent);
+    this.#parents.add(parent);
     this.api.log(`mdev: ${parent.devName}: MDEV: Registered`);
     return parent;
   }
@@ -649,6 +688,6 @@ export class MdevBus {
 
   /** @internal */
   parentGone(parent: MdevParent): void {
-    this.#parents.delete(parent as unknown as MdevParent);
+    this.#parents.delete(parent);
   }
 }

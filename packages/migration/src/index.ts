@@ -67,3 +67,15 @@ export { migrationFile } from './file.js';
 export type { MigrationCallContext, MigrationFileOps, MigrationIoctlArg } from './file.js';
 export { logOpsOf, migration, migrationDeviceFeatureHandlers, migrationOpsOf } from './plugin.js';
 export type { MigrationPluginOptions } from './plugin.js';
+export {
+  getDeviceState,
+  getMigrationDataSize,
+  getMigrationFlags,
+  getPrecopyInfo,
+  probeFeature,
+  reportDmaLogging,
+  setDeviceState,
+  startDmaLogging,
+  stopDmaLogging,
+} from './user.js';
+export type { MigrationUserProcess } from './user.js';

@@ -160,18 +160,18 @@ export function irqSetBytes(flags: number, index: number, start: number, count: 
 
 export function bench<F extends PciFunction>(fn: F, options: BenchOptions = {}): Bench<F> {
   const pdev = new FakePciHandle(fn);
-  let layer: VfioPciIrqLayer | undefined;
+  const ref: { layer?: VfioPciIrqLayer } = {};
   const config = new VfioPciConfig(fn, {
     hooks: {
       intxMask: (masked) => {
-        layer?.onConfigIntxMask(masked);
+        ref.layer?.onConfigIntxMask(masked);
       },
     },
   });
   const virqfd = createVirqfdContext({ defer: queueMicrotask });
   const log: string[] = [];
   const proc = new FakeCall();
-  layer = createVfioPciIrqLayer({
+  const l = createVfioPciIrqLayer({
     pdev: pdev.handle,
     config,
     virqfd,
@@ -188,7 +188,7 @@ export function bench<F extends PciFunction>(fn: F, options: BenchOptions = {}):
     },
     ...options,
   });
-  const l = layer;
+  ref.layer = l;
   return {
     fn,
     pdev,

@@ -35,3 +35,4 @@ export { SimPhysicalMemory, PAGES_2M, PAGES_1G } from './physical.js';
 export { SimEventFd } from './eventfd.js';
 export { SimClock, type ClockMode } from './clock.js';
 export { SimSysfs } from './sysfs.js';
+export * from './spapr/index.js';

@@ -4,11 +4,43 @@
  * mappings fault with SIGBUS until it exits), WITH_WAKEUP signals an eventfd on the next resume and ends the
  * session, LOW_POWER_EXIT ends it explicitly. A usage count stands in for the PM core's.
  */
-import { SysError, vfioDeviceLowPowerEntryWithWakeup } from '@vfio-ts/uapi';
+import { SysError, isSysError, vfioDeviceLowPowerEntryWithWakeup } from '@vfio-ts/uapi';
 import type { SyscallContext } from '@vfio-ts/core';
 import type { VfioPciCoreDevice } from './device.js';
+import type { PciPowerState } from '../config/index.js';
 import { hwPowerState, restoreState, saveState, setHwPowerState } from './pci-state.js';
-import { setPowerState } from './reset.js';
+
+/**
+ * vfio_pci_set_power_state: pci_set_power_state plus, for functions that reset themselves on D3hot→D0
+ * (NoSoftRst clear), saving the state before entering D3hot and restoring it when back in D0. Returns false when
+ * the transition was refused (the config layer then keeps the old PowerState).
+ */
+export function setPowerState(dev: VfioPciCoreDevice, state: PciPowerState): boolean {
+  const fn = dev.pdev.fn;
+  const cur = hwPowerState(fn);
+  let save: ReturnType<typeof saveState> | undefined;
+  let restore = false;
+  if (dev.needsPmRestore) {
+    if (cur < 3 && state >= 3) save = saveState(fn);
+    if (cur >= 3 && state === 0) restore = true;
+  }
+  try {
+    setHwPowerState(fn, state);
+  } catch (e) {
+    if (!isSysError(e)) throw e;
+    return false;
+  }
+  if (save && hwPowerState(fn) >= 3) {
+    dev.pmSave = save;
+  } else if (restore && dev.pmSave) {
+    restoreState(fn, dev.pmSave);
+    dev.pmSave = undefined;
+    // pci_restore_state also brings back MSI/MSI-X programming.
+    dev.open?.irqs.afterReset?.();
+  }
+  if (dev.open) dev.open.config.powerState = state;
+  return true;
+}
 
 /** Runtime suspend (vfio_pci_core_runtime_suspend + the PCI core's): back to D0 first, save state, then D3hot. */
 function runtimeSuspend(dev: VfioPciCoreDevice): void {
@@ -33,7 +65,10 @@ function runtimeResume(dev: VfioPciCoreDevice): void {
   if (dev.runtimeSave) restoreState(fn, dev.runtimeSave);
   dev.runtimeSave = undefined;
   dev.runtimeSuspended = false;
-  if (dev.open) dev.open.config.powerState = 0;
+  if (dev.open) {
+    dev.open.config.powerState = 0;
+    dev.open.irqs.afterReset?.();
+  }
   if (dev.pmWakeEventfd) {
     dev.pmWakeEventfd.signal();
     lowPowerExit(dev);

@@ -6,39 +6,9 @@
 import type { DeviceSet, OpenFile, SyscallContext, VfioDevice } from '@vfio-ts/core';
 import type { PciDeviceHandle } from '@vfio-ts/platform';
 import { SysError, isSysError, vfioPciDependentDevice, vfioPciHotReset, vfioPciHotResetInfo } from '@vfio-ts/uapi';
-import type { PciPowerState } from '../config/index.js';
 import { VfioPciCoreDevice } from './device.js';
-import { hwPowerState, restoreState, saveState, setHwPowerState, splitBdf } from './pci-state.js';
-
-/**
- * vfio_pci_set_power_state: pci_set_power_state plus, for functions that reset themselves on D3hot→D0
- * (NoSoftRst clear), saving the state before entering D3hot and restoring it when back in D0. Returns false when
- * the transition was refused (the config layer then keeps the old PowerState).
- */
-export function setPowerState(dev: VfioPciCoreDevice, state: PciPowerState): boolean {
-  const fn = dev.pdev.fn;
-  const cur = hwPowerState(fn);
-  let save: ReturnType<typeof saveState> | undefined;
-  let restore = false;
-  if (dev.needsPmRestore) {
-    if (cur < 3 && state >= 3) save = saveState(fn);
-    if (cur >= 3 && state === 0) restore = true;
-  }
-  try {
-    setHwPowerState(fn, state);
-  } catch (e) {
-    if (!isSysError(e)) throw e;
-    return false;
-  }
-  if (save && hwPowerState(fn) >= 3) {
-    dev.pmSave = save;
-  } else if (restore && dev.pmSave) {
-    restoreState(fn, dev.pmSave);
-    dev.pmSave = undefined;
-  }
-  if (dev.open) dev.open.config.powerState = state;
-  return true;
-}
+import { splitBdf } from './pci-state.js';
+import { pmGet, pmPut, setPowerState } from './pm.js';
 
 /** The vfio-pci state behind a member of a device set, if it is a vfio-pci (or variant) device. */
 export function coreOf(d: VfioDevice): VfioPciCoreDevice | undefined {
@@ -160,13 +130,17 @@ export function devSetHotReset(dev: VfioPciCoreDevice, groups: readonly OpenFile
         throw new SysError('EINVAL', `${m.name} is not owned through the given groups`);
       }
     }
-    for (const m of members) m.zapMappings();
-    for (const m of members) {
-      const c = coreOf(m);
-      if (c) setPowerState(c, 0);
+    const cores = members.map(coreOf).filter((c): c is VfioPciCoreDevice => c !== undefined);
+    // Members may be runtime-suspended: resume them all around the reset (vfio_pci_dev_set_pm_runtime_get).
+    for (const c of cores) pmGet(c);
+    try {
+      for (const m of members) m.zapMappings();
+      for (const c of cores) setPowerState(c, 0);
+      pdev.busReset();
+      for (const c of cores) c.open?.irqs.afterReset?.();
+    } finally {
+      for (const c of cores) pmPut(c);
     }
-    pdev.busReset();
-    for (const m of members) coreOf(m)?.open?.irqs.afterReset?.();
   } finally {
     set.lock.release();
   }
@@ -183,11 +157,17 @@ export function devSetTryReset(set: DeviceSet): void {
   if (!members.some((c) => c?.needsReset === true)) return;
   const pdev = setResettable(set);
   if (!pdev) return;
+  const cores = members.filter((c): c is VfioPciCoreDevice => c !== undefined);
+  const idleD3 = cores.filter((c) => !c.env.params.disableIdleD3);
+  for (const c of idleD3) pmGet(c);
+  let done = false;
   try {
     pdev.busReset();
+    done = true;
   } catch (e) {
     if (!isSysError(e)) throw e;
-    return;
+  } finally {
+    for (const c of idleD3) pmPut(c);
   }
-  for (const c of members) if (c) c.needsReset = false;
+  if (done) for (const c of cores) c.needsReset = false;
 }

@@ -422,6 +422,14 @@ export class VfioPciIrqs implements VfioPciIrqLayer {
     this.#sendIntx(ctx);
   }
 
+  intxMask(): boolean {
+    return this.#closed ? false : this.#intxMask();
+  }
+
+  intxUnmask(): void {
+    if (!this.#closed) this.#intxUnmask();
+  }
+
   onConfigIntxMask(masked: boolean): void {
     if (this.#closed) return;
     if (masked) this.#intxMask();
@@ -566,7 +574,9 @@ export class VfioPciIrqs implements VfioPciIrqLayer {
 
   /**
    * A message from the function: vector n goes to the eventfd bound to vector n. Vectors without a trigger are
-   * masked at the host (in the MSI-X table, or the MSI mask bits) — a message for one anyway is spurious.
+   * masked at the host (in the MSI-X table, or the MSI mask bits) — a message for one anyway is spurious. The
+   * mask bits are not read here: as with real hardware, the function itself holds back a masked vector (and sets
+   * its pending bit); the host delivers whatever arrives for a requested IRQ.
    */
   #onMsiMessage(vector: number): void {
     const m = this.#msi;
@@ -620,10 +630,10 @@ export class VfioPciIrqs implements VfioPciIrqLayer {
     throw new SysError('EINVAL', 'no trigger set');
   }
 
-  requestSignal(count: number): boolean {
+  /** The request count is the driver's: it logs "Relaying device request to user (#count)" every tenth time. */
+  requestSignal(): boolean {
     const t = this.#req;
     if (!t.eventfd) return false;
-    if (count % 10 === 0) this.#log(`vfio-pci ${this.#pdev.bdf}: Relaying device request to user (#${count})`);
     t.signals++;
     t.eventfd.signal();
     return true;

@@ -14,6 +14,7 @@
  * - options `dynamicMsix` (has_dyn_msix, default true) and `irqVectorLimit` (host vector budget, default none);
  *   `pci23` is probed like pci_intx_mask_supported when not given.
  * - `flush()` (await pending virqfd teardowns) and the typed `state()` behind `describe()`.
+ * - `intxMask()` / `intxUnmask()` (vfio_pci_intx_mask / _unmask) for runtime suspend/resume (`pm_intx_masked`).
  */
 import type { ValidatedSetIrqs } from '@vfio-ts/core';
 import type { SyscallContext } from '@vfio-ts/core';
@@ -162,6 +163,13 @@ export interface VfioPciIrqLayer {
   setIrqs(irqSet: ValidatedSetIrqs, call: SyscallContext): number;
   /** The user's INTx-disable bit in COMMAND changed (the config hook `intxMask`). */
   onConfigIntxMask(masked: boolean): void;
+  /**
+   * vfio_pci_intx_mask, for runtime suspend: masks INTx; true when this changed the mask state (only then should
+   * resume call {@link intxUnmask}). Without INTx active, DisINTx just follows the user's bit.
+   */
+  intxMask?(): boolean;
+  /** vfio_pci_intx_unmask, for runtime resume: unmasks INTx, re-sending an interrupt still pending. */
+  intxUnmask?(): void;
   /**
    * The device must be released (vfio_pci_core_request): signals the REQ trigger and returns true; returns false
    * when no REQ eventfd is set (the driver then logs that it is blocked until the user releases the device).

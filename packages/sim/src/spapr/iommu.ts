@@ -37,6 +37,8 @@ export class SpaprIommuGroup implements SpaprCapableIommuGroup {
     readonly id: number,
     options: SpaprTableGroupOptions = {},
     sink?: (fault: IommuFault) => void,
+    /** The PHB model the PE belongs to (mirrors SimIommuGroup.hardware: DMA goes through the IOMMU when set). */
+    readonly hardware?: SpaprIommu,
   ) {
     this.spaprTableGroup = new SpaprTableGroup(id, options, sink);
   }
@@ -131,9 +133,14 @@ export class SpaprIommu implements IommuHardware {
   /** A new PE with `id` as its IOMMU group number; per-PE options override the model's defaults. */
   newGroup(id: number, options: SpaprTableGroupOptions = {}): SpaprIommuGroup {
     const { log: _log, ...defaults } = this.options;
-    return new SpaprIommuGroup(id, { ...defaults, ...options }, (f) => {
-      this.recordFault(f);
-    });
+    return new SpaprIommuGroup(
+      id,
+      { ...defaults, ...options },
+      (f) => {
+        this.recordFault(f);
+      },
+      this,
+    );
   }
 
   /** There are no paging domains on a TCE IOMMU (type1 cannot drive it). */

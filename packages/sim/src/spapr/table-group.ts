@@ -8,7 +8,7 @@
 import type { IommuFault } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 import { SpaprEehPe } from './eeh.js';
-import { POWERNV_IOMMU_MAX_LEVELS, TCE_PCI_WRITE, TceTable, tcePermOf, tceTableSize } from './tce-table.js';
+import { POWERNV_IOMMU_MAX_LEVELS, TCE_PCI_READ, TCE_PCI_WRITE, TceTable, tcePermOf, tceTableSize } from './tce-table.js';
 
 /** Windows per table group (IOMMU_TABLE_GROUP_MAX_TABLES). */
 export const IOMMU_TABLE_GROUP_MAX_TABLES = 2;
@@ -218,7 +218,7 @@ export class SpaprTableGroup {
     const index = Number(busAddr >> BigInt(t.pageShift));
     const e = t.get(index);
     if (!e) return fault('not-present');
-    const need = write ? TCE_PCI_WRITE : 1;
+    const need = write ? TCE_PCI_WRITE : TCE_PCI_READ;
     if ((tcePermOf(e.direction) & need) === 0) return fault('permission');
     const off = busAddr & (t.pageSize - 1n);
     return { pa: e.hpa + off, pageEnd: busAddr - off + t.pageSize };

@@ -338,7 +338,7 @@ export class EduVfioDriver {
       await d.#open();
       return d;
     } catch (e) {
-      d.#teardown();
+      await d.#teardown();
       throw e;
     }
   }
@@ -690,8 +690,8 @@ export class EduVfioDriver {
   /** Unmaps DMA and BAR0, disables MSI, and closes the device, group and container fds, in reverse order. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#run('close', () => {
-      this.#teardown(true);
+    await this.#run('close', async () => {
+      await this.#teardown(true);
       this.#step('close', 'Close everything', 'DMA unmapped, BAR0 unmapped, MSI off, device, group and container closed');
     });
   }
@@ -700,16 +700,17 @@ export class EduVfioDriver {
    * Undoes whatever is set up, newest first. Best effort: a call failing here (the device went away) must not
    * leave the rest open.
    */
-  #teardown(record = false): void {
+  async #teardown(record = false): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const p = this.#p;
-    const attempt = (line: string, fn: () => void): void => {
+    const attempt = (line: string, fn: () => void): boolean => {
       try {
         fn();
         if (record) this.#call(line);
+        return true;
       } catch {
-        /* keep closing the rest */
+        return false;
       }
     };
     if (this.#eventfd >= 0) {
@@ -730,10 +731,16 @@ export class EduVfioDriver {
       this.#bar0Map = undefined;
     }
     if (this.#device >= 0) attempt(`close(${this.#device}) = 0`, () => { p.close(this.#device); });
-    if (this.#group >= 0) {
-      attempt(`ioctl(${this.#group}, VFIO_GROUP_UNSET_CONTAINER) = 0`, () => { p.ioctl(this.#group, VFIO_GROUP_UNSET_CONTAINER); });
-      attempt(`close(${this.#group}) = 0`, () => { p.close(this.#group); });
+    if (this.#group >= 0 && this.#container >= 0) {
+      // The device's release (vfio-pci's close_device) may still be finishing on the host; while it runs the group
+      // counts as in use (EBUSY). Give it a few host milliseconds, as a process would retry.
+      const line = `ioctl(${this.#group}, VFIO_GROUP_UNSET_CONTAINER) = 0`;
+      for (let tries = 0; tries < 10; tries++) {
+        if (attempt(line, () => { p.ioctl(this.#group, VFIO_GROUP_UNSET_CONTAINER); })) break;
+        await p.sleep(1);
+      }
     }
+    if (this.#group >= 0) attempt(`close(${this.#group}) = 0`, () => { p.close(this.#group); });
     if (this.#container >= 0) attempt(`close(${this.#container}) = 0`, () => { p.close(this.#container); });
     this.#device = -1;
     this.#group = -1;
