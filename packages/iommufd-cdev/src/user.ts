@@ -32,7 +32,7 @@ function pointer(arg: IoctlArg): bigint {
 export function userSize(arg: IoctlArg, call: CallContext): number {
   if (arg instanceof Uint8Array) {
     if (arg.length < 4) throw new SysError('EFAULT', 'argument shorter than its size field');
-    return new DataView(arg.buffer, arg.byteOffset, 4).getUint32(0, true);
+    return (arg[0]! | (arg[1]! << 8) | (arg[2]! << 16) | (arg[3]! << 24)) >>> 0;
   }
   const b = call.task.mm.read(pointer(arg), 4);
   return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);

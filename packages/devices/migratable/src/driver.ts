@@ -1,60 +1,30 @@
 /**
- * `vfio-migratable`: the VFIO driver of the sample device, in the shape of a vfio-pci variant driver (like
- * mlx5-vfio-pci): the PCI regions and interrupts a user driver expects, plus migration v2 ops and DMA dirty
- * logging ops on the device (inventory §2.3, §2.4). vfio-pci's variant hooks were not available when this was
- * written, so it serves the vfio-pci uAPI subset the device needs itself: GET_INFO, GET_REGION_INFO (BAR0,
- * BAR2, CONFIG), GET_IRQ_INFO, SET_IRQS (INTx and MSI triggers), RESET, and region read/write at `index << 40`.
+ * `vfio-migratable`: a vfio-pci variant driver for the sample device, built the way Linux builds mlx5-vfio-pci
+ * on vfio-pci-core (inventory §2.3, §2.4, §3.1): everything a user driver sees — config space virtualization,
+ * regions, interrupts, resets — is vfio-pci's (`registerVfioPciVariant` from `@vfio-ts/pci`); the variant adds
+ * the migration v2 ops (a {@link MigrationStateMachine} over {@link migratableMigrationDriver}) and the DMA
+ * logging ops (a {@link DmaLogger} fed by the model's DMA writes), and keeps them consistent with the device's
+ * life cycle: the last close and VFIO_DEVICE_RESET end any migration session and return to RUNNING.
  */
-import { validateSetIrqs } from '@vfio-ts/core';
-import type { HostPlugin, HostPluginApi, IoctlArg, SyscallContext, VfioDevice, VfioDeviceOps } from '@vfio-ts/core';
+import type { HostPlugin, IoctlArg, SyscallContext, VfioDevice } from '@vfio-ts/core';
 import { DmaLogger, MigrationStateMachine } from '@vfio-ts/migration';
-import type { EventFdContext, PciDeviceHandle } from '@vfio-ts/platform';
-import {
-  SysError,
-  VFIO_DEVICE_FLAGS_PCI,
-  VFIO_DEVICE_FLAGS_RESET,
-  VFIO_DEVICE_GET_INFO,
-  VFIO_DEVICE_GET_IRQ_INFO,
-  VFIO_DEVICE_GET_REGION_INFO,
-  VFIO_DEVICE_RESET,
-  VFIO_DEVICE_SET_IRQS,
-  VFIO_IRQ_INFO_EVENTFD,
-  VFIO_IRQ_INFO_NORESIZE,
-  VFIO_IRQ_SET_ACTION_TRIGGER,
-  VFIO_IRQ_SET_DATA_EVENTFD,
-  VFIO_IRQ_SET_DATA_NONE,
-  VFIO_PCI_BAR0_REGION_INDEX,
-  VFIO_PCI_BAR2_REGION_INDEX,
-  VFIO_PCI_CONFIG_REGION_INDEX,
-  VFIO_PCI_INTX_IRQ_INDEX,
-  VFIO_PCI_MSI_IRQ_INDEX,
-  VFIO_PCI_NUM_IRQS,
-  VFIO_PCI_NUM_REGIONS,
-  VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE,
-  checkArgsz,
-  vfioDeviceInfo,
-  vfioIrqInfo,
-  vfioRegionInfo,
-} from '@vfio-ts/uapi';
-import { MIGRATABLE_RECORD_PAYLOAD, migratableMigrationDriver } from './migration.js';
+import { registerVfioPciVariant } from '@vfio-ts/pci';
+import type { VfioPciCoreDevice } from '@vfio-ts/pci';
+import { SysError, VFIO_DEVICE_RESET } from '@vfio-ts/uapi';
+import { MIGRATABLE_MIGRATION_FLAGS, MIGRATABLE_RECORD_PAYLOAD, migratableMigrationDriver } from './migration.js';
 import type { MigratableFunction } from './model.js';
-import { MIGRATABLE_PCI_ID, MIG_BAR0_SIZE, MIG_MSI_CAP } from './regs.js';
+import { MIGRATABLE_PCI_ID } from './regs.js';
 
 /** Region offsets in the device fd, as vfio-pci lays them out: `index << 40`. */
 export const REGION_SHIFT = 40n;
 
-/** The driver's state for one device. */
+/** The variant's state for one device (kept in vfio-pci's `variantData` slot). */
 export interface MigratableDeviceData {
-  readonly pdev: PciDeviceHandle;
   readonly fn: MigratableFunction;
   /** The migration v2 ops (device->mig_ops). */
   readonly migration: MigrationStateMachine;
   /** The DMA dirty tracker (device->log_ops), fed by the model's DMA writes. */
   readonly logger: DmaLogger;
-  /** Eventfds of the INTx and MSI triggers. */
-  intx: EventFdContext | undefined;
-  msi: EventFdContext | undefined;
 }
 
 /** Options of {@link migratableVfioPci}. */
@@ -75,217 +45,86 @@ export function migratableTag(fn: MigratableFunction): string {
   return `vfio-ts:${MIGRATABLE_PCI_ID.VENDOR.toString(16)}:${MIGRATABLE_PCI_ID.DEVICE.toString(16)}:v1:bar2=${fn.memorySize}`;
 }
 
-function regionSize(d: MigratableDeviceData, index: number): number {
-  if (index === VFIO_PCI_BAR0_REGION_INDEX) return MIG_BAR0_SIZE;
-  if (index === VFIO_PCI_BAR2_REGION_INDEX) return d.fn.memorySize;
-  if (index === VFIO_PCI_CONFIG_REGION_INDEX) return 256;
-  return 0;
+/** The variant state of a device bound to `vfio-migratable`. */
+export function migratableData(device: VfioDevice<VfioPciCoreDevice>): MigratableDeviceData {
+  const data = device.data.variantData as MigratableDeviceData | undefined;
+  if (!data) throw new SysError('ENODEV', `${device.name} is not bound to vfio-migratable`);
+  return data;
 }
 
-function decodeOffset(d: MigratableDeviceData, offset: bigint, length: number): { index: number; at: bigint } {
-  const index = Number(offset >> REGION_SHIFT);
-  const at = offset & ((1n << REGION_SHIFT) - 1n);
-  const size = BigInt(regionSize(d, index));
-  if (size === 0n || at + BigInt(length) > size) throw new SysError('EINVAL', `access outside region ${index}`);
-  return { index, at };
-}
-
-function argBytes(arg: IoctlArg): Uint8Array {
-  if (!(arg instanceof Uint8Array)) throw new SysError('EFAULT', 'the struct bytes are needed');
-  return arg;
-}
-
-/** VFIO_DEVICE_SET_IRQS for INTx and MSI: TRIGGER with NONE (loopback, or disable with count 0) or EVENTFD. */
-function setIrqs(d: MigratableDeviceData, bytes: Uint8Array, call: SyscallContext): number {
-  const { header, data } = validateSetIrqs(bytes, (i) => (i === VFIO_PCI_INTX_IRQ_INDEX || i === VFIO_PCI_MSI_IRQ_INDEX ? 1 : 0), VFIO_PCI_NUM_IRQS);
-  if ((header.flags & VFIO_IRQ_SET_ACTION_TRIGGER) === 0) throw new SysError('ENOTTY', 'only TRIGGER is supported');
-  const msi = header.index === VFIO_PCI_MSI_IRQ_INDEX;
-  if (header.index !== VFIO_PCI_INTX_IRQ_INDEX && !msi) throw new SysError('EINVAL', `IRQ index ${header.index}`);
-  const set = (ctx: EventFdContext | undefined): void => {
-    if (msi) {
-      d.msi = ctx;
-      // vfio-pci enables MSI in the function's config space when the user gives it a trigger.
-      const flags = d.fn.configRead(MIG_MSI_CAP + 2, 2);
-      d.fn.configWrite(MIG_MSI_CAP + 2, 2, ctx ? flags | 1 : flags & ~1);
-    } else {
-      d.intx = ctx;
-    }
-  };
-  if ((header.flags & VFIO_IRQ_SET_DATA_NONE) !== 0) {
-    if (header.count === 0) set(undefined);
-    else (msi ? d.msi : d.intx)?.signal();
-    return 0;
+/** Sets up migration and logging for one device before vfio-pci registers it (the variant's probe). */
+function initDevice(dev: VfioPciCoreDevice, options: MigratableDriverOptions): MigratableDeviceData {
+  const fn = dev.pdev.fn as Partial<MigratableFunction>;
+  if (dev.pdev.vendor !== MIGRATABLE_PCI_ID.VENDOR || dev.pdev.device !== MIGRATABLE_PCI_ID.DEVICE || typeof fn.saveRegisters !== 'function') {
+    throw new SysError('ENODEV', `${dev.pdev.bdf} is not the migratable sample device`);
   }
-  if ((header.flags & VFIO_IRQ_SET_DATA_EVENTFD) === 0) throw new SysError('EINVAL', 'BOOL triggers are not supported');
-  if (header.count === 0) {
-    set(undefined);
-    return 0;
-  }
-  const fd = new DataView(data.buffer, data.byteOffset, data.length).getInt32(0, true);
-  set(fd < 0 ? undefined : call.eventfd(fd));
-  return 0;
-}
-
-function deviceIoctl(device: VfioDevice<MigratableDeviceData>, cmd: number, arg: IoctlArg, call: SyscallContext): number {
-  const d = device.data;
-  switch (cmd) {
-    case VFIO_DEVICE_GET_INFO: {
-      const bytes = argBytes(arg);
-      checkArgsz(bytes, vfioDeviceInfo.minsz, 'vfio_device_info.argsz');
-      vfioDeviceInfo.write(bytes.subarray(0, vfioDeviceInfo.minsz), {
-        flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
-        num_regions: VFIO_PCI_NUM_REGIONS,
-        num_irqs: VFIO_PCI_NUM_IRQS,
-      });
-      return 0;
-    }
-    case VFIO_DEVICE_GET_REGION_INFO: {
-      const bytes = argBytes(arg);
-      checkArgsz(bytes, vfioRegionInfo.minsz, 'vfio_region_info.argsz');
-      const { index } = vfioRegionInfo.decode(bytes);
-      if (index >= VFIO_PCI_NUM_REGIONS) throw new SysError('EINVAL', `region ${index}`);
-      const size = regionSize(d, index);
-      vfioRegionInfo.write(bytes, {
-        flags: size > 0 ? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE : 0,
-        cap_offset: 0,
-        size: BigInt(size),
-        offset: BigInt(index) << REGION_SHIFT,
-      });
-      return 0;
-    }
-    case VFIO_DEVICE_GET_IRQ_INFO: {
-      const bytes = argBytes(arg);
-      checkArgsz(bytes, vfioIrqInfo.minsz, 'vfio_irq_info.argsz');
-      const { index } = vfioIrqInfo.decode(bytes);
-      if (index >= VFIO_PCI_NUM_IRQS) throw new SysError('EINVAL', `IRQ index ${index}`);
-      const count = index === VFIO_PCI_INTX_IRQ_INDEX || index === VFIO_PCI_MSI_IRQ_INDEX ? 1 : 0;
-      const flags = count === 0 ? 0 : VFIO_IRQ_INFO_EVENTFD | (index === VFIO_PCI_MSI_IRQ_INDEX ? VFIO_IRQ_INFO_NORESIZE : 0);
-      vfioIrqInfo.write(bytes, { flags, count });
-      return 0;
-    }
-    case VFIO_DEVICE_SET_IRQS:
-      return setIrqs(d, argBytes(arg), call);
-    case VFIO_DEVICE_RESET:
-      // A reset returns the function to power-on state and the migration state to RUNNING (§5).
-      d.fn.reset('flr');
-      d.migration.reset();
-      return 0;
-    default:
-      throw new SysError('ENOTTY', `device ioctl ${cmd}`);
-  }
-}
-
-/** The device ops of `vfio-migratable`. */
-export const migratableDeviceOps: VfioDeviceOps<MigratableDeviceData> = {
-  name: 'vfio-migratable',
-  openDevice(device) {
-    device.data.fn.resume();
-  },
-  closeDevice(device) {
-    const d = device.data;
-    // Last close: sessions end, tracking stops, triggers go, and the function is reset as vfio-pci does.
-    d.migration.close();
-    d.logger.logStop();
-    d.intx = undefined;
-    d.msi = undefined;
-    d.fn.reset('flr');
-  },
-  read(device, length, offset) {
-    const d = device.data;
-    const { index, at } = decodeOffset(d, offset, length);
-    if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
-      return Uint8Array.from({ length }, (_, i) => d.fn.configRead(Number(at) + i, 1));
-    }
-    return d.fn.barRead(index, at, length);
-  },
-  write(device, data, offset) {
-    const d = device.data;
-    const { index, at } = decodeOffset(d, offset, data.length);
-    if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
-      data.forEach((b, i) => {
-        d.fn.configWrite(Number(at) + i, 1, b);
-      });
-    } else {
-      d.fn.barWrite(index, at, data);
-    }
-    return data.length;
-  },
-  ioctl: deviceIoctl,
-};
-
-/** Registers `vfio-migratable` for one PCI function (what the PCI driver's probe does). */
-function probe(api: HostPluginApi, pdev: PciDeviceHandle, options: MigratableDriverOptions): VfioDevice<MigratableDeviceData> {
-  const fn = pdev.fn as MigratableFunction;
-  if (pdev.vendor !== MIGRATABLE_PCI_ID.VENDOR || pdev.device !== MIGRATABLE_PCI_ID.DEVICE || typeof fn.saveRegisters !== 'function') {
-    throw new SysError('ENODEV', `${pdev.bdf} is not the migratable sample device`);
-  }
-  const migration = new MigrationStateMachine(migratableMigrationDriver(fn), {
-    tag: migratableTag(fn),
+  const model = fn as MigratableFunction;
+  const migration = new MigrationStateMachine(migratableMigrationDriver(model), {
+    tag: migratableTag(model),
     maxRecordPayload: MIGRATABLE_RECORD_PAYLOAD,
     // Room for the whole BAR and its framing.
-    maxResumeBytes: fn.memorySize + Math.ceil(fn.memorySize / 64) + (1 << 20),
+    maxResumeBytes: model.memorySize + Math.ceil(model.memorySize / 64) + (1 << 20),
   });
   const logger = new DmaLogger({ maxRanges: options.maxLoggingRanges ?? 8 });
-  const data: MigratableDeviceData = { pdev, fn, migration, logger, intx: undefined, msi: undefined };
-  fn.onDmaWrite = (iova, length) => {
+  model.onDmaWrite = (iova, length) => {
     logger.markDirty(iova, length);
   };
-  pdev.onMsi(() => data.msi?.signal());
-  pdev.onIntx((level) => {
-    if (level) data.intx?.signal();
-  });
-  const device = api.allocDevice({
-    name: pdev.bdf,
-    ops: { ...migratableDeviceOps, name: options.name ?? 'vfio-migratable' },
-    data,
-    migrationOps: migration,
-    logOps: logger,
-    migrationFlags: migration.migrationFlags,
-  });
-  try {
-    api.registerGroupDevice(device);
-  } catch (e) {
-    pdev.onMsi(undefined);
-    pdev.onIntx(undefined);
-    fn.onDmaWrite = undefined;
-    device.put();
-    throw e;
-  }
-  return device;
+  const data: MigratableDeviceData = { fn: model, migration, logger };
+  dev.variantData = data;
+  // vfio-pci checks these at registration (complete ops, STOP_COPY in the flags) under Linux's names ...
+  dev.migOps = {
+    migrationSetState: (state: number) => migration.setState(state),
+    migrationGetState: () => migration.getState(),
+    migrationGetDataSize: () => migration.getDataSize(),
+  };
+  dev.logOps = logger;
+  // ... and the core's feature handlers (the migration() plugin) read them from the VFIO device.
+  dev.vdev.migrationOps = migration;
+  dev.vdev.logOps = logger;
+  dev.vdev.migrationFlags = MIGRATABLE_MIGRATION_FLAGS;
+  return data;
 }
 
 /**
- * The `vfio-migratable` plugin: a PCI driver that binds the sample device (by driver_override, or by ID with
- * `bindById`) and registers it as a VFIO device with migration and DMA logging ops. Add `migration()` from
- * `@vfio-ts/migration` to the host for the feature ioctls.
+ * The `vfio-migratable` plugin: a vfio-pci variant driver that binds the sample device (by driver_override, or
+ * by ID with `bindById`) and gives it migration v2 and DMA logging. Add `type1()` and `migration()` (from
+ * `@vfio-ts/migration`) to the host for the container and the feature ioctls.
  */
 export function migratableVfioPci(options: MigratableDriverOptions = {}): HostPlugin & {
   /** The bound devices by BDF (for tests and tools that want to look at the model). */
-  readonly devices: ReadonlyMap<string, VfioDevice<MigratableDeviceData>>;
+  readonly devices: ReadonlyMap<string, VfioDevice<VfioPciCoreDevice>>;
 } {
-  const devices = new Map<string, VfioDevice<MigratableDeviceData>>();
+  const devices = new Map<string, VfioDevice<VfioPciCoreDevice>>();
   const name = options.name ?? 'vfio-migratable';
   return {
     name,
     devices,
     setup(api) {
-      api.registerPciDriver({
+      registerVfioPciVariant(api, {
         name,
-        ...(options.bindById ? { ids: [`${MIGRATABLE_PCI_ID.VENDOR.toString(16)}:${MIGRATABLE_PCI_ID.DEVICE.toString(16)}`] } : {}),
-        driverManagedDma: true,
-        probe(pdev) {
-          devices.set(pdev.bdf, probe(api, pdev, options));
+        ids: options.bindById ? [`${MIGRATABLE_PCI_ID.VENDOR.toString(16)}:${MIGRATABLE_PCI_ID.DEVICE.toString(16)}`] : [],
+        migrationFlags: MIGRATABLE_MIGRATION_FLAGS,
+        init(dev) {
+          initDevice(dev, options);
+          devices.set(dev.pdev.bdf, dev.vdev);
         },
-        async remove(pdev) {
-          const device = devices.get(pdev.bdf);
-          if (!device) return;
-          await device.unregister();
-          devices.delete(pdev.bdf);
-          pdev.onMsi(undefined);
-          pdev.onIntx(undefined);
-          device.data.fn.onDmaWrite = undefined;
-          device.put();
-        },
+        ops: (core) => ({
+          ...core,
+          name,
+          closeDevice(device) {
+            // Last close: any migration session ends, logging stops; then vfio-pci disables the function.
+            const d = migratableData(device);
+            d.migration.close();
+            d.logger.logStop();
+            return core.closeDevice(device);
+          },
+          ioctl(device, cmd: number, arg: IoctlArg, call: SyscallContext) {
+            const ret = core.ioctl(device, cmd, arg, call);
+            // A function reset returns the device to RUNNING with no session (mlx5's reset_done).
+            if (cmd === VFIO_DEVICE_RESET) migratableData(device).migration.reset();
+            return ret;
+          },
+        }),
       });
     },
   };
