@@ -10,7 +10,7 @@ export { demoCommand, demoReport } from './commands/demo.js';
 export type { DemoView } from './commands/demo.js';
 export { lspciCommand } from './commands/lspci.js';
 export { statusCommand } from './commands/status.js';
-export { inspectCommand, inspectDevice, inspectReport, INSPECT_BDF } from './commands/inspect.js';
+export { inspectCommand, inspectDevice, inspectReport, optionRomImage, INSPECT_BDF } from './commands/inspect.js';
 export type { InspectIrq, InspectRegion, InspectView } from './commands/inspect.js';
 export { buildDemoHost, DEMO_TOPOLOGY } from './sim-host.js';
 export type { ConfigImageDevice, DemoHost, DemoHostOptions } from './sim-host.js';

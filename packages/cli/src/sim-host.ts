@@ -8,7 +8,7 @@ import { createHost } from '@vfio-ts/core';
 import type { Host, Process } from '@vfio-ts/core';
 import { eduFunction } from '@vfio-ts/device-edu';
 import { iommuType1, vfioPciPlugin } from './plugins.js';
-import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
+import { parseBarSpec, pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
 import type { SimPciDeviceEntry, SimPlatform } from '@vfio-ts/sim';
 import { isSysError } from '@vfio-ts/uapi';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -102,9 +102,21 @@ export function buildDemoHost(options: DemoHostOptions = {}): DemoHost {
     : { host, platform, root, eduBdf: DEMO_TOPOLOGY.edu };
 }
 
-/** A passive function from a config image, or a CliError naming the problem. */
-export function deviceFromImage(image: ConfigImageDevice): ReturnType<typeof pciFunctionFromConfig> {
+/**
+ * A passive function from a config image, or a CliError naming the problem. `romContents` fills the ROM the SPEC
+ * names (by default the ROM reads as zeros).
+ */
+export function deviceFromImage(
+  image: ConfigImageDevice,
+  romContents?: (size: bigint, vendor: number, device: number) => Uint8Array,
+): ReturnType<typeof pciFunctionFromConfig> {
   try {
+    const { romSize } = parseBarSpec(image.bars);
+    if (romContents && romSize > 0n && image.config.length >= 4) {
+      const ids = new DataView(image.config.buffer, image.config.byteOffset, 4);
+      const rom = romContents(romSize, ids.getUint16(0, true), ids.getUint16(2, true));
+      return pciFunctionFromConfig({ config: image.config, bars: image.bars, rom });
+    }
     return pciFunctionFromConfig({ config: image.config, bars: image.bars });
   } catch (e) {
     if (isSysError(e)) {

@@ -26,3 +26,12 @@ test('dist/bin.js starts with a shebang and prints JSON for `uapi VFIO_IOMMU_MAP
   expect(bad.stdout).toBe('');
   expect(bad.stderr).toMatch(/^vfio: no ioctl or struct named 'NOPE_NOPE' — /);
 });
+
+test('dist/bin.js demo: the narrative and the closing table on stdout, exit 0 (what `pnpm vfio demo` runs)', () => {
+  const r = spawnSync(process.execPath, [bin, 'demo'], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain(' 1. Open the container');
+  expect(r.stdout).toContain('Compute 10! with an interrupt');
+  expect(r.stdout).toMatch(/result: +every check passed/);
+});

@@ -35,7 +35,7 @@ describe('vfio inspect', () => {
     // §3.3: BAR0 read/write/mmap at offset 0; unimplemented BARs size 0, flags 0; config READ|WRITE at 7<<40;
     // no VGA on a non-VGA device.
     expect(d.regions[0]).toEqual({ index: 0, flags: '0x7', size: '0x100000', offset: '0x0', caps: [] });
-    for (const i of [1, 2, 3, 4, 5]) expect(d.regions[i]).toEqual({ index: i, flags: '0x0', size: '0x0', offset: `0x${i}0000000000`, caps: [] });
+    for (const i of [1, 2, 3, 4, 5, 6]) expect(d.regions[i]).toEqual({ index: i, flags: '0x0', size: '0x0', offset: `0x${i}0000000000`, caps: [] });
     expect(d.regions[7]).toEqual({ index: 7, flags: '0x3', size: '0x100', offset: '0x70000000000', caps: [] });
     expect(d.regions[8]).toEqual({ index: 8, errno: 'EINVAL' });
     // §3.4: INTx EVENTFD|MASKABLE|AUTOMASKED; MSI one vector, NORESIZE; no MSI-X; ERR only on PCIe.
@@ -62,6 +62,8 @@ describe('vfio inspect', () => {
     expect(d.regions[2]).toEqual({ index: 2, flags: '0x3', size: '0x20', offset: '0x20000000000', caps: [] });
     // The MSI-X table lives in BAR3: mappable whole, announced by capability 3 version 1 (§1.4.1).
     expect(d.regions[3]).toEqual({ index: 3, flags: '0xf', size: '0x4000', offset: '0x30000000000', caps: [{ id: 3, version: 1 }] });
+    // The ROM named in SPEC holds a valid image (as on the captured device), so it is a READ-only region of its BAR size.
+    expect(d.regions[6]).toEqual({ index: 6, flags: '0x1', size: '0x40000', offset: '0x60000000000', caps: [] });
     expect(d.regions[7]).toEqual({ index: 7, flags: '0x3', size: '0x1000', offset: '0x70000000000', caps: [] });
     expect(d.irqs[2]).toMatchObject({ index: 2, count: 5 });
     expect(d.irqs[3]).toEqual({ index: 3, flags: '0x9', count: 1 });

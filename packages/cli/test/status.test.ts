@@ -21,7 +21,9 @@ describe('vfio status', () => {
     expect(d.iommu_drivers).toContain('vfio-iommu-type1');
     expect(d.groups).toEqual([{ id: 2, node: '/dev/vfio/2', type: 'iommu', viable: true, open: true, container: 1, devices: ['0000:01:00.0'] }]);
     expect(d.devices).toEqual([expect.objectContaining({ name: '0000:01:00.0', driver: 'vfio-pci', open_count: 1, mmaps: 1, dev_set_open: 1 })]);
-    expect(d.containers).toEqual([expect.objectContaining({ id: 1, groups: [2], backend: 'vfio-iommu-type1', mappings: 1, locked_pages: 2 })]);
+    expect(d.containers).toEqual([expect.objectContaining({ id: 1, groups: [2], backend: 'vfio-iommu-type1', mappings: 1, locked_pages: 2, version: 'v2', domains: 1 })]);
+    // VT-d page sizes (4K|2M|1G) and the usable IOVA space around the MSI window.
+    expect(d.containers[0]).toMatchObject({ pgsizes: '0x40201000', iova_ranges: [{ start: '0x0', end: '0xfedfffff' }, { start: '0xfef00000', end: '0xffffffffffff' }] });
     // container, group, device and eventfd are open; 8 KiB are pinned for DMA.
     expect(d.processes).toEqual([expect.objectContaining({ fds: 4, locked_pages: 2, locked_bytes: 8192 })]);
     // The factorial and the one DMA each raised an MSI; the host's NIC raised nothing.

@@ -6,13 +6,15 @@ import type { Clock, IommuGroup, MmioHandler } from '@vfio-ts/platform';
 import { SysError } from '@vfio-ts/uapi';
 import type { MmapRequest, SyscallContext } from './file.js';
 import type { IoctlArg, VfioGroupType } from './iommu-driver.js';
+import type { VfioIommufdOps } from './iommufd.js';
 import { AsyncLock } from './lock.js';
 
 /**
  * A VFIO driver's operations (Linux struct vfio_device_ops, inventory §2.2). Every member is optional; the core
- * answers for an absent one as Linux does (EINVAL for read/write/ioctl/mmap/device features).
+ * answers for an absent one as Linux does (EINVAL for read/write/ioctl/mmap/device features). The iommufd members
+ * (`bindIommufd` … `pasidDetachIoas`) come from {@link VfioIommufdOps}.
  */
-export interface VfioDeviceOps<T = unknown> {
+export interface VfioDeviceOps<T = unknown> extends VfioIommufdOps<VfioDevice<T>> {
   /** Driver name (vfio-pci uses it as the driver_override of captured VFs). */
   readonly name?: string;
   /** Called inside `allocDevice`; throw to abort the allocation. */

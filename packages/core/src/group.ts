@@ -18,6 +18,7 @@ import { ContainerFile } from './container.js';
 import type { VfioDevice } from './device.js';
 import type { FileOps, OpenFile, SyscallContext } from './file.js';
 import type { IoctlArg, VfioGroupRef, VfioGroupType } from './iommu-driver.js';
+import type { IommufdHandle } from './iommufd.js';
 import { readUserS32, userBytes } from './user.js';
 
 /** What a group file needs from the core. */
@@ -25,6 +26,17 @@ export interface GroupHost {
   groupViable(group: Group): boolean;
   getDeviceFd(group: Group, arg: IoctlArg, call: SyscallContext): number;
   getDeviceFdAsync(group: Group, arg: IoctlArg, call: SyscallContext): Promise<number>;
+  /**
+   * SET_CONTAINER's iommufd half: when `file` is an iommufd, sets up the compat IOAS (or no-IOMMU compat mode) and
+   * makes it the group's `iommufd`; returns false when `file` is no iommufd.
+   */
+  setGroupIommufd(group: Group, file: OpenFile, call: SyscallContext): boolean;
+}
+
+/** The iommufd a group was given with SET_CONTAINER (Linux group->iommufd); `file` holds the context alive. */
+export interface GroupIommufd {
+  readonly handle: IommufdHandle;
+  readonly file: OpenFile;
 }
 
 /** A VFIO group (Linux struct vfio_group). */
@@ -36,6 +48,13 @@ export class Group implements VfioGroupRef {
   /** The single open file of the group node. */
   openedFile: OpenFile | undefined;
   container: Container | undefined;
+  /** The iommufd set with SET_CONTAINER instead of a container (inventory §1.3). */
+  iommufd: GroupIommufd | undefined;
+  /**
+   * Devices of the group open through their /dev/vfio/devices node (Linux cdev_device_open_cnt): while non-zero
+   * the group node cannot be opened (EBUSY), and while the group is open no cdev can bind (EBUSY).
+   */
+  cdevDeviceOpenCount = 0;
   /** 1 while attached to a container, plus 1 per open device (Linux container_users). */
   containerUsers = 0;
   /** The char device node in /dev/vfio. */
@@ -59,9 +78,25 @@ export class Group implements VfioGroupRef {
     return this.type === 'no-iommu' ? `noiommu-${this.id}` : String(this.id);
   }
 
-  /** VFIO_GROUP_GET_STATUS flags. */
+  /** Whether a container or an iommufd is set (Linux vfio_group_has_iommu). */
+  get hasIommu(): boolean {
+    return this.container !== undefined || this.iommufd !== undefined;
+  }
+
+  /** Drops the group's iommufd (UNSET_CONTAINER, group close). */
+  dropIommufd(): void {
+    const i = this.iommufd;
+    if (!i) return;
+    this.iommufd = undefined;
+    i.file.put();
+  }
+
+  /**
+   * VFIO_GROUP_GET_STATUS flags. With an iommufd both flags are set although DMA ownership is only claimed at
+   * GET_DEVICE_FD, so VIABLE may be set and GET_DEVICE_FD still fail (inventory §1.3).
+   */
   statusFlags(host: GroupHost): number {
-    if (this.container) return VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+    if (this.hasIommu) return VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     return host.groupViable(this) ? VFIO_GROUP_FLAGS_VIABLE : 0;
   }
 }
@@ -96,19 +131,24 @@ export class GroupFile implements FileOps {
       case VFIO_GROUP_SET_CONTAINER: {
         const fd = readUserS32(arg, call);
         const file = call.file(fd);
-        if (group.container) throw new SysError('EINVAL', `group ${group.id} already has a container`);
+        if (group.hasIommu) throw new SysError('EINVAL', `group ${group.id} already has a container or iommufd`);
         if (!group.iommuGroup) throw new SysError('ENODEV', `group ${group.id} has no devices left`);
         if (file.ops instanceof ContainerFile) {
           file.ops.container.attachGroup(group, call);
           return 0;
         }
+        if (this.host.setGroupIommufd(group, file, call)) return 0;
         throw new SysError('EBADFD', `fd ${fd} is neither a VFIO container nor an iommufd`);
       }
       case VFIO_GROUP_UNSET_CONTAINER: {
         const c = group.container;
-        if (!c) throw new SysError('EINVAL', `group ${group.id} has no container`);
-        if (group.containerUsers !== 1) throw new SysError('EBUSY', `group ${group.id} has open devices`);
-        c.detachGroup(group);
+        if (!group.hasIommu) throw new SysError('EINVAL', `group ${group.id} has no container`);
+        if (c) {
+          if (group.containerUsers !== 1) throw new SysError('EBUSY', `group ${group.id} has open devices`);
+          c.detachGroup(group);
+        }
+        // With an iommufd, open devices keep their own binding (and context reference): no EBUSY (group.c).
+        group.dropIommufd();
         return 0;
       }
       default:
@@ -126,6 +166,7 @@ export class GroupFile implements FileOps {
     const group = this.group;
     // Device files pin the group file, so by now no device is open: detach from the container.
     if (group.container) group.container.detachGroup(group);
+    group.dropIommufd();
     group.openedFile = undefined;
   }
 }

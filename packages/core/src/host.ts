@@ -112,7 +112,7 @@ class HostImpl implements Host, ProcessHost {
       for (const [name, e] of this.#devNodes.get(path) ?? []) into.set(name, e.node);
     };
     const devicesDir = dir(() => {
-      const m = new Map<string, VfsNode>();
+      const m = new Map<string, VfsNode>(this.vfio.cdevNodes());
       extra('/dev/vfio/devices', m);
       return m;
     });
@@ -176,6 +176,11 @@ class HostImpl implements Host, ProcessHost {
       fileSetKvm: (file, kvm) => {
         vfio.fileSetKvm(file, kvm);
       },
+      registerIommufdProvider: (provider) => vfio.registerIommufdProvider(provider),
+      iommufdStockOps: (kind) => vfio.stockIommufdOps(kind),
+      iommufdOfFile: (file) => vfio.iommufdOfFile(file),
+      deviceIommufdInfo: (device) => vfio.deviceIommufdInfo(device),
+      iommufdDeviceId: (device, ictx) => vfio.iommufdDeviceId(device, ictx),
     };
   }
 
@@ -216,6 +221,7 @@ class HostImpl implements Host, ProcessHost {
       if (!g || g.node !== node) throw new SysError('ENODEV', `group ${id} is gone`);
       return this.vfio.openGroup(g, flags, proc);
     }
+    if (node.tag.startsWith('vfio-cdev:')) return this.vfio.openCdev(node, flags);
     for (const entries of this.#devNodes.values()) {
       for (const e of entries.values()) {
         if (e.node === node) return new OpenFile(e.spec.open(flags, proc.callContext), flags);

@@ -35,7 +35,7 @@ export type { RegisterGroupDeviceOptions, DeviceOpenState, VfioCoreEnv } from '.
 export { Container, ContainerFile } from './container.js';
 export type { ContainerBackend, ContainerHost } from './container.js';
 export { Group, GroupFile } from './group.js';
-export type { GroupHost } from './group.js';
+export type { GroupHost, GroupIommufd } from './group.js';
 export { checkFeature, decodeDeviceFeature } from './feature.js';
 export type { DeviceFeatureHandler, DeviceFeatureCall } from './feature.js';
 export { validateSetIrqs } from './irqs.js';
@@ -52,6 +52,16 @@ export type {
   VfioGroupType,
   VfioIommuDriverOps,
 } from './iommu-driver.js';
+export type {
+  IommufdDeviceBinding,
+  IommufdDeviceId,
+  IommufdEmulatedDevice,
+  IommufdHandle,
+  IommufdPhysicalDevice,
+  IommufdProvider,
+  VfioDeviceIommufdInfo,
+  VfioIommufdOps,
+} from './iommufd.js';
 export type { DevNodeSpec, HostPlugin, HostPluginApi, HostPluginApiBase, ModuleParamSpec } from './plugin.js';
 export { cString, intArg, groupStatus, openVfioDevice } from './helpers.js';
 export type { OpenVfioDeviceOptions, OpenedVfioDevice } from './helpers.js';

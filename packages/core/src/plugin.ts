@@ -7,6 +7,7 @@ import type { DeviceSet, VfioDevice, VfioDeviceOptions } from './device.js';
 import type { DeviceFeatureHandler } from './feature.js';
 import type { FileOps, OpenFile, SyscallContext } from './file.js';
 import type { VfioIommuDriverOps } from './iommu-driver.js';
+import type { IommufdDeviceId, IommufdHandle, IommufdProvider, VfioDeviceIommufdInfo, VfioIommufdOps } from './iommufd.js';
 import type { RegisterGroupDeviceOptions } from './vfio.js';
 
 /** A module parameter (mirrored at /sys/module/<module>/parameters/<name>). */
@@ -76,6 +77,29 @@ export interface HostPluginApi extends HostPluginApiBase {
   fileSetKvm(file: OpenFile, kvm: unknown): void;
   /** The device behind a device file. */
   deviceOfFile(file: OpenFile): VfioDevice | undefined;
+  /**
+   * Registers the host's iommufd implementation (one per host; EEXIST otherwise). From then on every registered
+   * device has a `/dev/vfio/devices/vfioN` node, VFIO_DEVICE_BIND_IOMMUFD accepts the provider's files and
+   * VFIO_GROUP_SET_CONTAINER accepts them in place of a container (inventory §1.3, §1.10).
+   */
+  registerIommufdProvider(provider: IommufdProvider): () => void;
+  /**
+   * The stock iommufd ops (vfio_iommufd_physical_* for IOMMU-backed devices, vfio_iommufd_emulated_* for emulated
+   * ones): what a driver that sets none of the iommufd ops gets, for drivers that wrap them.
+   */
+  iommufdStockOps(kind: 'physical' | 'emulated'): Required<Pick<VfioIommufdOps<VfioDevice>, 'bindIommufd' | 'unbindIommufd' | 'attachIoas' | 'detachIoas'>>;
+  /** The iommufd context behind `file` (iommufd_ctx_from_file), undefined when it is none. */
+  iommufdOfFile(file: OpenFile): IommufdHandle | undefined;
+  /**
+   * A device's relation to iommufd — cdev-opened or not, the context and devid of its physical binding, attached
+   * or not — for GET_PCI_HOT_RESET_INFO / PCI_HOT_RESET on cdev-opened devices (inventory §1.6).
+   */
+  deviceIommufdInfo<T>(device: VfioDevice<T>): VfioDeviceIommufdInfo;
+  /**
+   * vfio_iommufd_get_dev_id: the devid when `device` is bound to `ictx`, 'owned' when `ictx` owns its IOMMU group
+   * through a sibling (report VFIO_PCI_DEVID_OWNED), 'not-owned' otherwise (VFIO_PCI_DEVID_NOT_OWNED).
+   */
+  iommufdDeviceId<T>(device: VfioDevice<T>, ictx: IommufdHandle): IommufdDeviceId;
 }
 
 /** A plugin: a backend, a bus driver or anything else that attaches itself to a host. */

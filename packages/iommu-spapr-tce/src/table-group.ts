@@ -1,9 +1,9 @@
 /**
  * What the backend needs from the platform's POWER IOMMU: the table group behind an IOMMU group (Linux struct
  * iommu_table_group with its iommu_table_group_ops, reached with iommu_group_get_iommudata) and the TCE tables it
- * creates (struct iommu_table with its iommu_table_ops). The platform contract (`@vfio-ts/platform` IommuGroup) has no
- * such member yet, so the backend reads an additive `spaprTableGroup` field of the IommuGroup object; the simulated
- * 'spapr' IOMMU of `@vfio-ts/sim` provides it. These interfaces are structural: any object with these members works.
+ * creates (struct iommu_table with its iommu_table_ops). The platform contract (`@vfio-ts/platform` IommuGroup) carries
+ * it as the optional `spaprTableGroup` field (typed `IommuTableGroup`); the simulated 'spapr' IOMMU of `@vfio-ts/sim`
+ * provides it. These interfaces are structural: any object with these members works.
  */
 import type { IommuGroup } from '@vfio-ts/platform';
 
@@ -63,8 +63,8 @@ export interface TceTableGroupLike {
 /** Finds the table group behind an IOMMU group (iommu_group_get_iommudata). */
 export type TableGroupLookup = (group: IommuGroup) => TceTableGroupLike | undefined;
 
-/** The default lookup: the IOMMU group's additive `spaprTableGroup` field (set by `@vfio-ts/sim`'s 'spapr' model). */
-export const defaultTableGroupOf: TableGroupLookup = (group) => {
-  const tg = (group as { readonly spaprTableGroup?: TceTableGroupLike }).spaprTableGroup;
-  return tg ?? undefined;
-};
+/**
+ * The default lookup: the platform contract's optional `IommuGroup.spaprTableGroup` (`@vfio-ts/platform`
+ * IommuTableGroup, structurally the same as {@link TceTableGroupLike}; set by `@vfio-ts/sim`'s 'spapr' model).
+ */
+export const defaultTableGroupOf: TableGroupLookup = (group) => group.spaprTableGroup;

@@ -17,6 +17,7 @@ import {
   VFIO_IOMMU_GET_INFO,
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
   VFIO_SET_IOMMU,
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
@@ -83,7 +84,7 @@ export function vfioCompatIoctl(ctx: IommufdContext, request: number, arg: Ioctl
     case VFIO_CHECK_EXTENSION:
       return checkExtension(ctx, byValue(arg));
     case VFIO_SET_IOMMU:
-      return setIommu(ctx, byValue(arg));
+      return setIommu(ctx, byValue(arg), call);
     case VFIO_IOMMU_GET_INFO:
       return getInfo(ctx, argIo(arg, call));
     case VFIO_IOMMU_MAP_DMA:
@@ -101,24 +102,28 @@ function checkExtension(ctx: IommufdContext, ext: bigint): number {
     case BigInt(VFIO_TYPE1v2_IOMMU):
     case BigInt(VFIO_UNMAP_ALL):
       return 1;
+    case BigInt(VFIO_NOIOMMU_IOMMU):
+      // IS_ENABLED(CONFIG_VFIO_NOIOMMU): the core implements no-IOMMU mode.
+      return 1;
     case BigInt(VFIO_DMA_CC_IOMMU): {
-      // iommufd_vfio_cc_iommu: every domain of the compat IOAS enforces coherency (and there is one).
-      let ioas;
-      try {
-        ioas = ctx.compatIoas();
-      } catch {
-        return 0;
-      }
-      const domains = ioas.iopt.domains;
-      return domains.length > 0 && domains.every((d) => d.enforceCacheCoherency) ? 1 : 0;
+      // iommufd_vfio_cc_iommu: ENODEV without a compat IOAS; 0 if any of its HWPTs lacks enforced coherency.
+      const ioas = ctx.compatIoas();
+      return [...ioas.hwpts].every((h) => h.domain.enforceCacheCoherency) ? 1 : 0;
     }
     default:
       return 0;
   }
 }
 
-function setIommu(ctx: IommufdContext, type: bigint): number {
-  if (type !== BigInt(VFIO_TYPE1_IOMMU) && type !== BigInt(VFIO_TYPE1v2_IOMMU)) throw new SysError('EINVAL', 'only type1 is emulated');
+function setIommu(ctx: IommufdContext, type: bigint, call: CallContext): number {
+  // No-IOMMU groups on an iommufd: VFIO blocks most other ioctls; SET_IOMMU(NOIOMMU) needs CAP_SYS_RAWIO.
+  if (type === BigInt(VFIO_NOIOMMU_IOMMU) && ctx.noIommuMode) {
+    if (!call.task.capable('CAP_SYS_RAWIO')) throw new SysError('EPERM', 'no-IOMMU needs CAP_SYS_RAWIO');
+    return 0;
+  }
+  if ((type !== BigInt(VFIO_TYPE1_IOMMU) && type !== BigInt(VFIO_TYPE1v2_IOMMU)) || ctx.noIommuMode) {
+    throw new SysError('EINVAL', 'only type1 is emulated');
+  }
   const ioas = ctx.compatIoas();
   // TYPE1 (v1) may unmap inside a mapping: emulate it by never using large IOPTEs, so any page can be cut.
   if (type === BigInt(VFIO_TYPE1_IOMMU)) ioas.iopt.disableLargePages();

@@ -16,6 +16,7 @@ import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_NONE,
+  IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_GET_DIRTY_BITMAP,
   IOMMU_HWPT_INVALIDATE,
   IOMMU_HWPT_SET_DIRTY_TRACKING,
@@ -173,6 +174,8 @@ export class IommufdContext {
   #accountMm = false;
   /** The IOAS used by the VFIO compat ioctls (IOMMU_VFIO_IOAS). */
   #vfioIoas: IoasObject | undefined;
+  /** iommufd_vfio_compat_set_no_iommu was called (a no-IOMMU group was given this context). */
+  #noIommu = false;
   #closed = false;
 
   constructor(readonly env: IommufdEnv) {}
@@ -334,9 +337,9 @@ export class IommufdContext {
       }
       case IOMMU_HWPT_INVALIDATE: {
         const c = readCmd(arg, call, iommuHwptInvalidate);
-        // Only nested HWPTs take invalidations, and this IOMMU makes none.
-        if (!this.#objects.get(c.value.hwpt_id)) throw new SysError('ENOENT', `no object ${c.value.hwpt_id}`);
-        throw new SysError('EINVAL', 'only nested HWPTs can be invalidated');
+        if (c.value.__reserved !== 0) throw new SysError('EOPNOTSUPP', 'reserved field set');
+        // iommufd_get_hwpt_nested: only nested HWPTs take invalidations, and this IOMMU makes none.
+        throw new SysError('ENOENT', `no nested HWPT ${c.value.hwpt_id}`);
       }
       case IOMMU_FAULT_QUEUE_ALLOC: {
         readCmd(arg, call, iommuFaultAlloc as StructCodec<unknown>);
@@ -514,6 +517,34 @@ export class IommufdContext {
     return this.#vfioIoas;
   }
 
+  /** Whether the context is in VFIO no-IOMMU compat mode. */
+  get noIommuMode(): boolean {
+    return this.#noIommu;
+  }
+
+  /**
+   * iommufd_vfio_compat_ioas_create (a group's SET_CONTAINER with this iommufd): creates the compat IOAS unless
+   * one is set; EINVAL in no-IOMMU compat mode. Returns its id.
+   */
+  compatIoasCreate(): number {
+    if (this.#noIommu) throw new SysError('EINVAL', 'context is in no-IOMMU compat mode');
+    if (this.#vfioIoas) return this.#vfioIoas.id;
+    const ioas = this.#install((i) => new IoasObject(i));
+    this.#vfioIoas = ioas;
+    return ioas.id;
+  }
+
+  /** iommufd_vfio_compat_set_no_iommu: EINVAL once a compat IOAS exists. */
+  compatSetNoIommu(): void {
+    if (this.#vfioIoas) throw new SysError('EINVAL', 'a compat IOAS exists');
+    this.#noIommu = true;
+  }
+
+  /** iommufd_ctx_has_group: a device of `group` is bound to this context. */
+  hasGroup(group: IommuGroup): boolean {
+    return this.#objects.values().some((o) => o.type === 'device' && o.group === group);
+  }
+
   /** Whether the RLIMIT_MODE is per-process. */
   get accountPerProcess(): boolean {
     return this.#accountMm;
@@ -532,9 +563,11 @@ export class IommufdContext {
     if (!pt) throw new SysError('EINVAL', `no object ${v.pt_id}`);
     if (pt.type === 'hwpt-paging') throw new SysError('EOPNOTSUPP', 'nested HWPTs are not supported by this IOMMU');
     if (pt.type !== 'ioas') throw new SysError('EINVAL', 'pt_id is neither an IOAS nor an HWPT');
-    const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+    const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID;
     if ((v.flags & ~valid) !== 0 || v.data_type !== IOMMU_HWPT_DATA_NONE) throw new SysError('EOPNOTSUPP', 'unsupported HWPT flags or data');
     if ((v.flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) throw new SysError('EOPNOTSUPP', 'device has no dirty tracking');
+    // FAULT_ID_VALID names a fault queue object; none can exist here (FAULT_QUEUE_ALLOC is not supported).
+    if ((v.flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0) throw new SysError('ENOENT', `no fault object ${v.fault_id}`);
     const hwpt = this.#hwptPagingAlloc(pt, dev.group, false, (v.flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0);
     try {
       c.respond({ out_hwpt_id: hwpt.id });

@@ -5,7 +5,10 @@
  * compatibility ioctls. Install with `plugins: [iommufd()]`.
  * @packageDocumentation
  */
-export { iommufd, iommufdContextOf, IommufdFile, IommufdSubsystem, IOMMUFD_MODULE } from './plugin.js';
+export { iommufd, IommufdSubsystem, IOMMUFD_MODULE } from './plugin.js';
+export { iommufdContextOf, IommufdFile } from './file.js';
+export { iommufdProvider } from './provider.js';
+export type { IommufdBinding, IommufdProviderShape } from './provider.js';
 export type { IommufdPlugin } from './plugin.js';
 export { IommufdContext } from './context.js';
 export type { BindDeviceOptions, IommufdAccess, IommufdEnv } from './context.js';

@@ -1,7 +1,8 @@
 /**
  * An ordered set of non-overlapping, inclusive IOVA intervals (the kernel's `area_itree`, inventory §7): a treap
  * keyed by `start`, so finding the first interval that touches a range, inserting and removing are O(log n)
- * expected however many areas an IOAS holds.
+ * expected however many areas an IOAS holds. Each node also knows the largest free gap inside its subtree, so
+ * IOVA allocation skips every run of areas with no hole big enough instead of walking them one by one.
  */
 
 /** Anything with an inclusive interval `[start, last]`. */
@@ -15,6 +16,32 @@ interface Node<T> {
   prio: number;
   left: Node<T> | undefined;
   right: Node<T> | undefined;
+  /** Lowest start in the subtree. */
+  minStart: bigint;
+  /** Highest last in the subtree. */
+  maxLast: bigint;
+  /** Largest number of free addresses between two consecutive intervals of the subtree (-1 when none). */
+  maxGap: bigint;
+}
+
+/** Recomputes a node's subtree aggregates from its children. */
+function pull<T extends Interval>(n: Node<T>): Node<T> {
+  const { left, right, item } = n;
+  n.minStart = left ? left.minStart : item.start;
+  n.maxLast = right ? right.maxLast : item.last;
+  let g = -1n;
+  if (left) {
+    if (left.maxGap > g) g = left.maxGap;
+    const d = item.start - left.maxLast - 1n;
+    if (d > g) g = d;
+  }
+  if (right) {
+    if (right.maxGap > g) g = right.maxGap;
+    const d = right.minStart - item.last - 1n;
+    if (d > g) g = d;
+  }
+  n.maxGap = g;
+  return n;
 }
 
 /** Non-overlapping intervals ordered by start. Items must not change their bounds while inside. */
@@ -44,11 +71,11 @@ export class IntervalTree<T extends Interval> {
     if (node.item.start < key) {
       const [l, r] = this.#split(node.right, key);
       node.right = l;
-      return [node, r];
+      return [pull(node), r];
     }
     const [l, r] = this.#split(node.left, key);
     node.left = r;
-    return [l, node];
+    return [l, pull(node)];
   }
 
   #merge(a: Node<T> | undefined, b: Node<T> | undefined): Node<T> | undefined {
@@ -56,15 +83,15 @@ export class IntervalTree<T extends Interval> {
     if (!b) return a;
     if (a.prio > b.prio) {
       a.right = this.#merge(a.right, b);
-      return a;
+      return pull(a);
     }
     b.left = this.#merge(a, b.left);
-    return b;
+    return pull(b);
   }
 
   /** Inserts an interval; the caller guarantees it overlaps none already inside. */
   insert(item: T): void {
-    const node: Node<T> = { item, prio: this.#random(), left: undefined, right: undefined };
+    const node: Node<T> = { item, prio: this.#random(), left: undefined, right: undefined, minStart: item.start, maxLast: item.last, maxGap: -1n };
     const [l, r] = this.#split(this.#root, item.start);
     this.#root = this.#merge(this.#merge(l, node), r);
     this.#count++;
@@ -72,19 +99,39 @@ export class IntervalTree<T extends Interval> {
 
   /** Removes the interval (by identity); returns false when it was not inside. */
   remove(item: T): boolean {
-    let parent: Node<T> | undefined;
-    let node = this.#root;
-    while (node && node.item !== item) {
-      parent = node;
-      node = item.start < node.item.start ? node.left : node.right;
+    // Starts are unique: split out exactly the node starting at item.start, then join the rest.
+    const [l, rest] = this.#split(this.#root, item.start);
+    const [mid, r] = this.#split(rest, item.start + 1n);
+    if (!mid || mid.item !== item) {
+      this.#root = this.#merge(this.#merge(l, mid), r);
+      return false;
     }
-    if (!node) return false;
-    const joined = this.#merge(node.left, node.right);
-    if (!parent) this.#root = joined;
-    else if (parent.left === node) parent.left = joined;
-    else parent.right = joined;
+    this.#root = this.#merge(l, r);
     this.#count--;
     return true;
+  }
+
+  /**
+   * The free ranges between intervals (and before the first / after the last, within [0, `end`]) holding at
+   * least `minSize` addresses, in address order. Subtrees without such a gap are skipped.
+   */
+  *gaps(minSize: bigint, end: bigint): Generator<Interval> {
+    const root = this.#root;
+    if (!root) {
+      if (end + 1n >= minSize) yield { start: 0n, last: end };
+      return;
+    }
+    if (root.minStart >= minSize) yield { start: 0n, last: root.minStart - 1n };
+    yield* this.#gaps(root, minSize);
+    if (root.maxLast < end && end - root.maxLast >= minSize) yield { start: root.maxLast + 1n, last: end };
+  }
+
+  *#gaps(n: Node<T> | undefined, minSize: bigint): Generator<Interval> {
+    if (!n || n.maxGap < minSize) return;
+    yield* this.#gaps(n.left, minSize);
+    if (n.left && n.item.start - n.left.maxLast - 1n >= minSize) yield { start: n.left.maxLast + 1n, last: n.item.start - 1n };
+    if (n.right && n.right.minStart - n.item.last - 1n >= minSize) yield { start: n.item.last + 1n, last: n.right.minStart - 1n };
+    yield* this.#gaps(n.right, minSize);
   }
 
   /** The interval with the largest start `<= at`, if any. */

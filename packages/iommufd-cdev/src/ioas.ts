@@ -139,7 +139,7 @@ export class IoPagetable {
     };
     for (const span of spans) {
       if (fits(span) === undefined) continue;
-      for (const hole of this.#holesOfUsed(span.start, span.last)) {
+      for (const hole of this.#holesOfUsed(span.start, span.last, length)) {
         const s = fits(hole);
         if (s !== undefined) return s;
       }
@@ -147,30 +147,30 @@ export class IoPagetable {
     throw new SysError('ENOSPC', 'no free IOVA range fits');
   }
 
-  /** Holes of reserved ∪ areas inside `[lo, hi]`, in order (the kernel's double span walk). */
-  *#holesOfUsed(lo: bigint, hi: bigint): Generator<Interval> {
-    const res = this.#reserved.filter((r) => r.last >= lo && r.start <= hi);
-    let ri = 0;
-    let area = this.areas.first(lo, hi);
-    let cursor = lo;
-    for (;;) {
-      // The next used interval by start among reserved and areas.
-      const r = res[ri];
-      let used: Interval | undefined;
-      if (r && (!area || r.start <= area.start)) {
-        used = r;
-        ri++;
-      } else if (area) {
-        used = area;
-        area = this.areas.next(area, hi);
+  /**
+   * Holes of reserved ∪ areas inside `[lo, hi]` with at least `minSize` addresses, in order (the kernel's double
+   * span walk, with the area tree skipping runs of areas that have no such gap).
+   */
+  *#holesOfUsed(lo: bigint, hi: bigint, minSize: bigint): Generator<Interval> {
+    const res = this.#reserved;
+    for (const gap of this.areas.gaps(minSize, U64_MAX)) {
+      if (gap.last < lo) continue;
+      if (gap.start > hi) return;
+      // Clip to the span, then cut out the reserved ranges (few: apertures, MSI windows, test reservations).
+      let cursor = gap.start < lo ? lo : gap.start;
+      const last = gap.last > hi ? hi : gap.last;
+      for (const r of res) {
+        if (r.last < cursor) continue;
+        if (r.start > last) break;
+        if (r.start > cursor && r.start - cursor >= minSize) yield { start: cursor, last: r.start - 1n };
+        if (r.last >= last) {
+          cursor = last + 1n;
+          break;
+        }
+        cursor = r.last + 1n;
       }
-      if (!used) break;
-      if (used.last < cursor) continue;
-      if (used.start > cursor) yield { start: cursor, last: used.start - 1n };
-      if (used.last >= hi) return;
-      cursor = used.last + 1n;
+      if (cursor <= last && last - cursor + 1n >= minSize) yield { start: cursor, last };
     }
-    if (cursor <= hi) yield { start: cursor, last: hi };
   }
 
   /** iopt_check_iova for a FIXED_IOVA map: alignment (EINVAL), overflow, reserved (EINVAL), taken (EEXIST). */

@@ -6,7 +6,6 @@
  */
 import type { AddressSpace, Task } from '@vfio-ts/platform';
 import { PAGE_SIZE_N } from '@vfio-ts/platform';
-import { SysError } from '@vfio-ts/uapi';
 
 /** How pinned pages are charged (Linux enum iopt_pages_account_mode). */
 export type AccountMode = 'none' | 'user' | 'mm';
@@ -118,9 +117,21 @@ export class IoPages {
     }
     // 2. Insert the fresh segments, split at the range ends, then count one more user everywhere.
     if (fresh.length > 0) {
-      const merged = [...this.#segs, ...fresh].sort((a, b) => a.first - b.first);
-      this.#segs.length = 0;
-      this.#segs.push(...merged);
+      // Both lists are sorted and disjoint: merge them in one pass.
+      const old = this.#segs.splice(0);
+      let i = 0;
+      let j = 0;
+      while (i < old.length || j < fresh.length) {
+        const a = old[i];
+        const b = fresh[j];
+        if (b === undefined || (a !== undefined && a.first < b.first)) {
+          this.#segs.push(a!);
+          i++;
+        } else {
+          this.#segs.push(b);
+          j++;
+        }
+      }
     }
     this.#pinned += added;
     this.#splitAt(first);
@@ -206,9 +217,4 @@ export class IoPages {
     if (this.accountMode === 'user') this.userLocked.adjust(this.task.uid, -pages);
     else if (this.accountMode === 'mm') this.mm.memlock.adjust(-pages);
   }
-}
-
-/** EFAULT unless `cond` (a compact guard for user-memory checks). */
-export function faultUnless(cond: boolean, what: string): void {
-  if (!cond) throw new SysError('EFAULT', what);
 }

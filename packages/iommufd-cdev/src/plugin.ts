@@ -3,31 +3,17 @@
  * an {@link IommufdContext}, declares the `iommufd.allow_unsafe_interrupts` module parameter, and keeps the
  * per-user locked-memory counters all contexts of the host share (Linux user_struct.locked_vm).
  */
-import type { FileOps, HostPlugin, HostPluginApi, IoctlArg, OpenFile, SyscallContext } from '@vfio-ts/core';
+import type { HostPlugin, HostPluginApi } from '@vfio-ts/core';
 import { parseBoolParam } from '@vfio-ts/core';
 import { SysError } from '@vfio-ts/uapi';
 import { IommufdContext } from './context.js';
+import { IommufdFile } from './file.js';
+import { iommufdProvider } from './provider.js';
+import type { IommufdProviderShape } from './provider.js';
 import type { UserLockedVm } from './pages.js';
 
 /** The iommufd module's name (for /sys/module/iommufd/parameters). */
 export const IOMMUFD_MODULE = 'iommufd';
-
-/** The file behind an open /dev/iommu. */
-export class IommufdFile implements FileOps {
-  readonly kind = 'iommufd';
-  constructor(readonly ctx: IommufdContext) {}
-  ioctl(request: number, arg: IoctlArg, call: SyscallContext): number {
-    return this.ctx.ioctl(request, arg, call);
-  }
-  release(): void {
-    this.ctx.release();
-  }
-}
-
-/** The context behind an open file, when it is a /dev/iommu file (iommufd_ctx_from_file; undefined otherwise). */
-export function iommufdContextOf(file: OpenFile): IommufdContext | undefined {
-  return file.ops instanceof IommufdFile ? file.ops.ctx : undefined;
-}
 
 /** Host-wide iommufd state: per-user locked pages and the open contexts. */
 export class IommufdSubsystem {
@@ -67,6 +53,14 @@ export class IommufdSubsystem {
     return ctx;
   }
 
+  /** The host's iommufd as data: per-user locked pages and every open context. */
+  describe(): Record<string, unknown> {
+    return {
+      userLockedPages: Object.fromEntries(this.#userPages),
+      contexts: this.contexts.map((c) => c.describe()),
+    };
+  }
+
   /** Contexts currently open. */
   get contexts(): readonly IommufdContext[] {
     return [...this.#contexts];
@@ -103,6 +97,10 @@ export function iommufd(): IommufdPlugin {
         parse: parseBoolParam,
         description: 'Allow IOMMUFD to bind to devices even if the platform cannot isolate their MSI interrupts',
       });
+      // The seam VFIO's core reaches iommufd through (VFIO_DEVICE_BIND_IOMMUFD, SET_CONTAINER with an iommufd fd),
+      // registered when the core offers it.
+      const seam = api as HostPluginApi & { registerIommufdProvider?: (provider: IommufdProviderShape) => () => void };
+      if (typeof seam.registerIommufdProvider === 'function') seam.registerIommufdProvider(iommufdProvider());
       api.registerDevNode('/dev/iommu', {
         mode: 0o666,
         open: () => {

@@ -31,6 +31,16 @@ describe('IntervalTree', () => {
         const qStart = BigInt(qs);
         const qLast = qStart + BigInt(ql);
         expect([...t.overlapping(qStart, qLast)]).toEqual(ref.filter((r) => r.start <= qLast && r.last >= qStart));
+        // Gaps of at least `ql` addresses within [0, 255], against a linear walk.
+        const min = BigInt(ql + 1);
+        const want: { start: bigint; last: bigint }[] = [];
+        let cursor = 0n;
+        for (const r of ref) {
+          if (r.start - cursor >= min) want.push({ start: cursor, last: r.start - 1n });
+          cursor = r.last + 1n;
+        }
+        if (255n - cursor + 1n >= min) want.push({ start: cursor, last: 255n });
+        expect([...t.gaps(min, 255n)]).toEqual(want);
       }),
       { numRuns: 300 },
     );

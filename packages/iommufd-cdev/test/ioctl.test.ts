@@ -5,7 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   IOMMU_DESTROY,
+  IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_GET_HW_INFO,
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_FAULT_ID_VALID,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  IOMMU_HWPT_INVALIDATE,
+  IOMMU_HWPT_SET_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC,
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_ALLOW_IOVAS,
@@ -30,8 +36,13 @@ import {
   VFIO_TYPE1_IOMMU,
   VFIO_UNMAP_ALL,
   VFIO_DMA_CC_IOMMU,
+  VFIO_NOIOMMU_IOMMU,
   iommuDestroy,
+  iommuFaultAlloc,
   iommuHwInfo,
+  iommuHwptGetDirtyBitmap,
+  iommuHwptInvalidate,
+  iommuHwptSetDirtyTracking,
   iommuHwptAlloc,
   iommuIoasAlloc,
   iommuIoasAllowIovas,
@@ -207,7 +218,8 @@ describe('/dev/iommu node and file', () => {
     expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU)).toBe(1);
     expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU)).toBe(1);
     expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL)).toBe(1);
-    expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU)).toBe(0);
+    expect(errnoOf(() => f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU))).toBe('ENODEV');
+    expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, VFIO_NOIOMMU_IOMMU)).toBe(1);
     expect(f.p.ioctl(f.fd, VFIO_CHECK_EXTENSION, 7)).toBe(0);
     const map = vfioIommuType1DmaMap.encode({ argsz: 31, flags: 3, size: PAGE });
     expect(errnoOf(() => f.p.ioctl(f.fd, VFIO_IOMMU_MAP_DMA, map))).toBe('EINVAL');
@@ -222,6 +234,30 @@ describe('/dev/iommu node and file', () => {
     expect(errnoOf(() => f.p.ioctl(f.fd, VFIO_SET_IOMMU, 2))).toBe('EINVAL');
     // Unknown VFIO-range commands.
     expect(errnoOf(() => f.p.ioctl(f.fd, (0x3b << 8) | 0x7e))).toBe('ENOTTY');
+  });
+
+  it('dirty tracking, invalidation and fault queues: what the simulated VT-d does not offer', () => {
+    const f = setup();
+    const ioas = f.ioasAlloc();
+    const d = f.device(ioas);
+    const dirty = (id: number): Uint8Array => iommuHwptSetDirtyTracking.encode({ size: 16, flags: 1, hwpt_id: id });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, dirty(99)))).toBe('ENOENT');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, dirty(ioas)))).toBe('ENOENT');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, dirty(d.hwptId!)))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, iommuHwptSetDirtyTracking.encode({ size: 16, flags: 2, hwpt_id: d.hwptId! })))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, iommuHwptGetDirtyBitmap.encode({ size: 48, hwpt_id: d.hwptId! })))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_INVALIDATE, iommuHwptInvalidate.encode({ size: 32, hwpt_id: d.hwptId! })))).toBe('ENOENT');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_FAULT_QUEUE_ALLOC, iommuFaultAlloc.encode({ size: 16 })))).toBe('EOPNOTSUPP');
+    const alloc = iommuHwptAlloc.encode({ size: 48, flags: IOMMU_HWPT_FAULT_ID_VALID, dev_id: d.devId, pt_id: ioas, fault_id: 5 });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, alloc))).toBe('ENOENT');
+    const dt = iommuHwptAlloc.encode({ size: 48, flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING, dev_id: d.devId, pt_id: ioas });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, dt))).toBe('EOPNOTSUPP');
+    const data = iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: ioas, data_len: 8 });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, data))).toBe('EINVAL');
+    const nested = iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: d.hwptId!, data_type: 1, data_len: 24 });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, nested))).toBe('EOPNOTSUPP');
+    // The failures created nothing.
+    expect(f.ctx.objects().map((o) => o.type)).toEqual(['ioas', 'device', 'hwpt-paging']);
   });
 
   it('closing the file frees every object', () => {

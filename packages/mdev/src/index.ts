@@ -6,7 +6,7 @@
  */
 export { mdev, mdevBus, registerMdevParent } from './plugin.js';
 export { MdevBus, MdevDevice, MdevParent, MdevType } from './mdev.js';
-export type { MdevDeviceState } from './mdev.js';
+export type { MdevBusDescription, MdevDeviceState } from './mdev.js';
 export type {
   MdevDriver,
   MdevParentDevice,

@@ -487,6 +487,25 @@ export class MdevParent<TT = unknown> {
 
 /* ------------------------------------------------------------------------------------------------ the bus */
 
+/** What {@link MdevBus.describe} reports. */
+export interface MdevBusDescription {
+  readonly parents: {
+    readonly name: string;
+    readonly path: string;
+    readonly driver: string;
+    readonly unregistering: boolean;
+    readonly types: { readonly dir: string; readonly name: string; readonly availableInstances: number; readonly devices: string[] }[];
+  }[];
+  readonly devices: {
+    readonly uuid: string;
+    readonly type: string;
+    readonly parent: string;
+    readonly state: MdevDeviceState;
+    readonly group: number | null;
+    readonly openCount: number;
+  }[];
+}
+
 interface VirtualDevice {
   readonly parent: MdevParent;
 }
@@ -534,6 +553,30 @@ export class MdevBus {
   /** Registered parents. */
   get parents(): MdevParent[] {
     return [...this.#parents];
+  }
+
+  /**
+   * The bus as data (DESIGN "Observable"): every parent with its types (available instances, devices) and every
+   * device with its state, group and VFIO open count.
+   */
+  describe(): MdevBusDescription {
+    return {
+      parents: [...this.#parents].map((p) => ({
+        name: p.devName,
+        path: p.path,
+        driver: p.driver.name,
+        unregistering: p.unregistering,
+        types: p.types.map((t) => ({ dir: t.dirName, name: t.name, availableInstances: t.availableInstances, devices: t.devices.map((d) => d.uuid) })),
+      })),
+      devices: [...this.#devices.values()].map((d) => ({
+        uuid: d.uuid,
+        type: d.type.dirName,
+        parent: d.parent.devName,
+        state: d.state,
+        group: d.vfioDevice?.group?.id ?? null,
+        openCount: d.vfioDevice?.openCount ?? 0,
+      })),
+    };
   }
 
   /** @internal */

@@ -96,7 +96,7 @@ describe('create and remove by UUID', () => {
     expect(echo(p, `${TYPES}/mtest-a/create`, `${U1}\n`)).toBe(37);
     expect(log.probes).toEqual([U1]);
     expect(p.readdir('/sys/bus/mdev/devices')).toEqual([U1]);
-    expect(p.readlink(`/sys/bus/mdev/devices/${U1}`)).toBe(`../../../devices/virtual/mtest/mtest/${U1}`);
+    expect(p.readlink(`/sys/bus/mdev/devices/${U1}`)).toBe(`../../../../devices/virtual/mtest/mtest/${U1}`);
     const dir = `/sys/bus/mdev/devices/${U1}`;
     expect(p.readdir(dir).sort()).toEqual(['driver', 'iommu_group', 'mdev_type', 'remove', 'subsystem', 'vendor', 'vfio-dev'].sort());
     expect(p.readlink(`${dir}/mdev_type`)).toBe('../mdev_supported_types/mtest-a');
@@ -109,6 +109,8 @@ describe('create and remove by UUID', () => {
     const g = groupOf(p, U1);
     expect(p.readdir('/dev/vfio')).toContain(String(g));
     expect(p.readdir(`/sys/kernel/iommu_groups/${g}/devices`)).toEqual([U1]);
+    expect(p.readlink(`/sys/kernel/iommu_groups/${g}/devices/${U1}`)).toBe(`../../../../devices/virtual/mtest/mtest/${U1}`);
+    expect(cat(p, `/sys/kernel/iommu_groups/${g}/devices/${U1}/mdev_type/name`)).toBe('Type A\n');
     expect(cat(p, `/sys/kernel/iommu_groups/${g}/name`)).toBe('vfio-noiommu\n');
     const vfio = log.devices.get(U1)!;
     expect(p.readdir(`${dir}/vfio-dev`)).toEqual([vfio.devName]);
@@ -117,6 +119,16 @@ describe('create and remove by UUID', () => {
     echo(p, `${TYPES}/mtest-b/create`, U2);
     expect(groupOf(p, U2)).not.toBe(g);
     expect(host.log().some((l) => l.text.includes(`${U1}: MDEV: created (mtest-a)`))).toBe(true);
+  });
+
+  it('lets only root write create and remove', () => {
+    const { host, p } = setup();
+    const user = host.spawn({ uid: 1000 });
+    expect(errnoOf(() => echo(user, `${TYPES}/mtest-a/create`, U1))).toBe('EACCES');
+    expect(cat(user, `${TYPES}/mtest-a/available_instances`)).toBe('3\n');
+    echo(p, `${TYPES}/mtest-a/create`, U1);
+    expect(errnoOf(() => echo(user, `/sys/bus/mdev/devices/${U1}/remove`, '1'))).toBe('EACCES');
+    expect(p.readdir('/sys/bus/mdev/devices')).toEqual([U1]);
   });
 
   it('parses UUIDs as create_store does', () => {
@@ -185,6 +197,10 @@ describe('create and remove by UUID', () => {
   });
 });
 
+function groupOfDevice(log: MtestLog, uuid: string): number {
+  return log.devices.get(uuid)!.group!.id;
+}
+
 function mapDma(p: Process, container: number, iova: bigint, size: bigint): bigint {
   const vaddr = p.mmap({ length: size });
   const map = vfioIommuType1DmaMap.encode({
@@ -217,6 +233,9 @@ describe('an open mdev', () => {
     expect(p.readdir('/sys/devices/virtual/mtest/mtest')).toContain(U1);
     expect(errnoOf(() => echo(p, `${TYPES}/mtest-b/create`, U1))).toBe('EEXIST');
     expect(cat(p, `${TYPES}/mtest-a/available_instances`)).toBe('2\n');
+    expect(mdevBus(host.api).describe().devices).toEqual([
+      { uuid: U1, type: 'mtest-a', parent: 'mtest', state: 'removing', group: groupOfDevice(log, U1), openCount: 1 },
+    ]);
     p.close(fds.device);
     expect(await removal).toBe(1);
     expect(done).toBe(true);
@@ -224,6 +243,10 @@ describe('an open mdev', () => {
     expect(p.readdir('/sys/devices/virtual/mtest/mtest')).not.toContain(U1);
     expect(cat(p, `${TYPES}/mtest-a/available_instances`)).toBe('3\n');
     expect(host.describe().devices).toEqual([]);
+    expect(mdevBus(host.api).describe()).toMatchObject({
+      devices: [],
+      parents: [{ name: 'mtest', driver: 'mtest', types: [{ dir: 'mtest-a', availableInstances: 3, devices: [] }, { dir: 'mtest-b' }] }],
+    });
     p.close(fds.group);
     p.close(fds.container);
   });

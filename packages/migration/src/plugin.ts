@@ -15,6 +15,7 @@ import type { MigrationFeatureContext, MigrationFeatureDevice } from './features
 import { migrationFeatureHandlers } from './features.js';
 import { migrationFile } from './file.js';
 import type { MigrationFeatureOps } from './machine.js';
+import type { MigrationDataSession } from './sessions.js';
 
 /** Options of {@link migration}. */
 export interface MigrationPluginOptions {
@@ -26,23 +27,43 @@ function isFunction(value: unknown): value is (...args: never[]) => unknown {
   return typeof value === 'function';
 }
 
+/** Linux's member names for the migration ops (`migration_set_state` ...), as vfio-pci variant drivers hold them. */
+interface LinuxNamedMigrationOps {
+  migrationSetState(state: number): MigrationDataSession | null;
+  migrationGetState(): number;
+  migrationGetDataSize(): number | bigint;
+  readonly migrationFlags?: number;
+}
+
 /**
- * The device's `vfio_migration_ops` as the handlers want them, or undefined (ENOTTY). `migration_flags` come
- * from the device (`device->migration_flags`); a driver that set only the ops object's own `migrationFlags`
- * (a {@link MigrationStateMachine}) is read from there.
+ * The device's `vfio_migration_ops` as the handlers want them, or undefined (ENOTTY). Both spellings are
+ * accepted: this package's {@link MigrationFeatureOps} (`getState`/`setState`/`getDataSize`, what a
+ * {@link MigrationStateMachine} is) and Linux's (`migrationGetState`/`migrationSetState`/
+ * `migrationGetDataSize`). `migration_flags` come from the device (`device->migration_flags`), else from the ops.
  */
 export function migrationOpsOf(device: VfioDevice): MigrationFeatureOps | undefined {
-  const ops = device.migrationOps as Partial<MigrationFeatureOps> | null | undefined;
+  const ops = device.migrationOps as (Partial<MigrationFeatureOps> & Partial<LinuxNamedMigrationOps>) | null | undefined;
   if (typeof ops !== 'object' || ops === null) return undefined;
-  if (!isFunction(ops.getState) || !isFunction(ops.setState) || !isFunction(ops.getDataSize)) return undefined;
-  const target = ops as MigrationFeatureOps;
-  const flags = device.migrationFlags !== 0 ? device.migrationFlags : (target.migrationFlags ?? 0);
-  return {
-    migrationFlags: flags,
-    getState: () => target.getState(),
-    setState: (state) => target.setState(state),
-    getDataSize: () => target.getDataSize(),
-  };
+  const flagsOf = (own: number | undefined): number => (device.migrationFlags !== 0 ? device.migrationFlags : (own ?? 0));
+  if (isFunction(ops.getState) && isFunction(ops.setState) && isFunction(ops.getDataSize)) {
+    const target = ops as MigrationFeatureOps;
+    return {
+      migrationFlags: flagsOf(target.migrationFlags),
+      getState: () => target.getState(),
+      setState: (state) => target.setState(state),
+      getDataSize: () => target.getDataSize(),
+    };
+  }
+  if (isFunction(ops.migrationGetState) && isFunction(ops.migrationSetState) && isFunction(ops.migrationGetDataSize)) {
+    const target = ops as LinuxNamedMigrationOps;
+    return {
+      migrationFlags: flagsOf(target.migrationFlags),
+      getState: () => target.migrationGetState(),
+      setState: (state) => target.migrationSetState(state),
+      getDataSize: () => target.migrationGetDataSize(),
+    };
+  }
+  return undefined;
 }
 
 /** The device's `vfio_log_ops`, or undefined (ENOTTY). */

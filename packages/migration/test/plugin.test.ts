@@ -35,7 +35,9 @@ import {
   getMigrationDataSize,
   getMigrationFlags,
   getPrecopyInfo,
+  logOpsOf,
   migration,
+  migrationOpsOf,
   probeFeature,
   reportDmaLogging,
   setDeviceState,
@@ -294,5 +296,30 @@ describe('migration() on a host', () => {
     expect(errnoOf(() => reportDmaLogging(p, fd, 0x10_0000n, 0x1000n, 4096n))).toBe('EINVAL');
     expect(errnoOf(() => startDmaLogging(p, fd, [], 4096n))).toBe('EINVAL');
     expect(errnoOf(() => startDmaLogging(p, fd, [{ iova: 1n, length: 4096n }], 4096n))).toBe('EINVAL');
+  });
+});
+
+describe('migrationOpsOf / logOpsOf', () => {
+  const machine = (): MigrationStateMachine =>
+    new MigrationStateMachine({ migrationFlags: VFIO_MIGRATION_STOP_COPY, setState: () => undefined, dataSize: () => 0 }, { tag: 't' });
+
+  it('reads ops under either spelling, with the device flags winning', () => {
+    const m = machine();
+    const linux = {
+      migrationSetState: (s: number) => m.setState(s),
+      migrationGetState: () => m.getState(),
+      migrationGetDataSize: () => 7n,
+    };
+    const dev = (migrationOps: unknown, migrationFlags = 0): VfioDevice => ({ migrationOps, migrationFlags, logOps: undefined }) as unknown as VfioDevice;
+    const a = migrationOpsOf(dev(linux, FLAGS))!;
+    expect(a.migrationFlags).toBe(FLAGS);
+    expect(a.getDataSize()).toBe(7n);
+    expect(a.setState(VFIO_DEVICE_STATE_STOP)).toBeNull();
+    expect(a.getState()).toBe(VFIO_DEVICE_STATE_STOP);
+    expect(migrationOpsOf(dev(machine()))!.migrationFlags).toBe(VFIO_MIGRATION_STOP_COPY);
+    expect(migrationOpsOf(dev({ getState: () => 0 }))).toBeUndefined();
+    expect(migrationOpsOf(dev(undefined))).toBeUndefined();
+    expect(logOpsOf({ logOps: new DmaLogger() } as unknown as VfioDevice)).toBeDefined();
+    expect(logOpsOf({ logOps: { logStart: () => 0n } } as unknown as VfioDevice)).toBeUndefined();
   });
 });

@@ -13,13 +13,16 @@ export type {
   VfioPciIrqType,
   VfioPciMsiState,
 } from './config/index.js';
-export { createVfioPciIrqLayer } from './intrs/index.js';
+export { createVfioPciIrqLayer, VfioPciIrqs, VFIO_PCI_IOEVENTFD_MAX } from './intrs/index.js';
 export type {
   CreateVfioPciIrqLayer,
   VfioPciBarAccess,
+  VfioPciIoeventfdState,
   VfioPciIrqInfo,
   VfioPciIrqLayer,
   VfioPciIrqLayerOptions,
+  VfioPciIrqState,
+  VfioPciVectorState,
 } from './intrs/index.js';
 export { vfioPci, vfioPciVariant, registerVfioPciVariant, busSetId } from './driver/plugin.js';
 export type { VfioPciOptions, VfioPciVariantSpec, VfioPciDriverHandle } from './driver/plugin.js';

@@ -50,6 +50,9 @@ describe('BAR read/write', () => {
     expectErrno(() => o.p.pread(o.fd, 4, vfioPciOffset(4)), 'EINVAL');
     expectErrno(() => o.p.pread(o.fd, 4, vfioPciOffset(9)), 'EINVAL');
     expect(o.p.pread(o.fd, 0, vfioPciOffset(9)).length).toBe(0);
+    // A huge count is clipped by the region, not allocated.
+    expect(o.p.pread(o.fd, 0x7fffffff, BAR2).length).toBe(0x20);
+    expectErrno(() => o.p.pread(o.fd, 0x7fffffff, CONFIG), 'EFAULT');
   });
 
   it('reads the MSI-X table window as all-ones and drops writes to it, but passes the PBA', () => {

@@ -7,7 +7,7 @@ import { type1 } from '@vfio-ts/iommu-type1';
 import { parseCapChain, regionTypeCapPayload, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_REGION_INFO_CAP_TYPE, VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_READ, VFIO_TYPE1v2_IOMMU, vfioDeviceInfo, vfioPciOffset, vfioRegionInfo } from '@vfio-ts/uapi';
 import { simPlatform } from '@vfio-ts/sim';
 import { describe, expect, it } from 'vitest';
-import { createVfioPciCore, vfioPci, vfioPciVariant } from '../src/index.js';
+import { createVfioPciCore, registerVfioPciVariant, vfioPci, vfioPciVariant } from '../src/index.js';
 import type { VfioPciVariantSpec } from '../src/index.js';
 import { EDU_BDF, eduPassive } from './driver-helpers.js';
 
@@ -73,6 +73,19 @@ describe('vfio-pci variant drivers', () => {
       migOps: { migrationSetState: () => undefined, migrationGetState: () => 0, migrationGetDataSize: () => 0n },
     });
     expect(ok.platform.pci.device(EDU_BDF)!.driver).toBe('good-mig');
+  });
+
+  it('registers through registerVfioPciVariant as a plugin or from a plugin setup', () => {
+    const asPlugin = registerVfioPciVariant({ name: 'v1', ids: ['1234:11e8'] });
+    const a = createHost({ platform: simPlatform({ devices: [{ bdf: EDU_BDF, fn: eduPassive() }] }), plugins: [type1(), asPlugin] });
+    expect(a.platform.pci.device(EDU_BDF)!.driver).toBe('v1');
+    let handle: ReturnType<typeof registerVfioPciVariant> | undefined;
+    const b = createHost({
+      platform: simPlatform({ devices: [{ bdf: EDU_BDF, fn: eduPassive() }] }),
+      plugins: [type1(), { name: 'mine', setup: (api) => { handle = registerVfioPciVariant(api, { name: 'v2', ids: ['1234:11e8'] }); } }],
+    });
+    expect(b.platform.pci.device(EDU_BDF)!.driver).toBe('v2');
+    expect(handle!.device(EDU_BDF)?.name).toBe(EDU_BDF);
   });
 
   it('exposes the core ops for composition', () => {

@@ -99,6 +99,12 @@ export interface IommuGroup {
    * `allow_unsafe_interrupts` module parameter is set (inventory §4).
    */
   readonly isolatedMsi?: boolean;
+  /**
+   * The POWER table group (PE) behind the group, on platforms whose IOMMU is TCE-based (Linux
+   * iommu_group_get_iommudata on pSeries/PowerNV). The sPAPR TCE backend programs its DMA windows through it.
+   * Absent on every other IOMMU.
+   */
+  readonly spaprTableGroup?: IommuTableGroup;
 }
 
 /** A fault the IOMMU recorded: a device's DMA that did not translate or lacked permission. */
@@ -117,4 +123,67 @@ export interface IommuHardware {
   allocDomain(): IommuDomain;
   /** Faults recorded so far, oldest first. */
   faults(): readonly IommuFault[];
+}
+
+/** Linux enum dma_data_direction as a TCE encodes it (DMA_NONE clears the entry). */
+export type TceDirection = 'none' | 'to-device' | 'from-device' | 'bidirectional';
+
+/**
+ * One TCE table, a DMA window of a POWER IOMMU (Linux struct iommu_table with its iommu_table_ops). Entry numbers
+ * are absolute: bus address >> `pageShift`.
+ */
+export interface IommuTable {
+  /** it_page_shift: log2 of the TCE page size. */
+  readonly pageShift: number;
+  /** it_offset: the first entry number of the window. */
+  readonly offset: number;
+  /** it_size: entries in the window. */
+  readonly size: number;
+  /** it_allocated_size: bytes of TCE memory the table holds (accounted as locked memory). */
+  readonly allocatedSize: bigint;
+  /** xchg_no_kill: writes `hpa` with `direction`'s permission ('none' clears) and returns the previous TCE. */
+  exchange(index: number, hpa: bigint, direction: TceDirection): { readonly hpa: bigint; readonly direction: TceDirection };
+  /** Entry numbers holding a TCE within `[first, first+count)`, ascending (skips unallocated levels). */
+  usedEntries(first: number, count: number): number[];
+  /** The userspace view (it_userspace): the user address a v2 container mapped at an entry, 0n if none. */
+  getUserspaceEntry(index: number): bigint;
+  setUserspaceEntry(index: number, ua: bigint): void;
+  /** it_ops->free. */
+  free(): void;
+}
+
+/** The EEH partitionable endpoint of a table group, as eeh_ops reach it (arch/powerpc/kernel/eeh.c). */
+export interface EehPe {
+  /** EEH_STATE_* bits (eeh_ops->get_state). */
+  readonly state: number;
+  setOption(option: 'thaw-mmio' | 'thaw-dma' | 'freeze'): void;
+  reset(kind: 'deactivate' | 'hot' | 'fundamental'): void;
+  injectError(error: { readonly type: number; readonly func: number; readonly addr: bigint; readonly mask: bigint }): void;
+}
+
+/**
+ * A POWER IOMMU table group: the DMA windows of one PE (Linux struct iommu_table_group with its
+ * iommu_table_group_ops). Optional operations are absent when the platform does not provide them.
+ */
+export interface IommuTableGroup {
+  /** Start and size of the 32-bit default window (tce32_start, tce32_size). */
+  readonly tce32Start: number;
+  readonly tce32Size: number;
+  /** Supported TCE page sizes, bit n = 2^n bytes. */
+  readonly pgsizes: bigint;
+  /** 0 when the platform cannot create dynamic windows. */
+  readonly maxDynamicWindowsSupported: number;
+  readonly maxLevels: number;
+  /** Identity of the ops family (Linux compares the create_table op): only equal families share a container. */
+  readonly family: string;
+  /** eeh_iommu_group_to_pe: `undefined` when the group has no EEH PE. */
+  readonly eeh: EehPe | undefined;
+  /** get_table_size: bytes a window of that geometry needs, 0n when refused. */
+  getTableSize?(pageShift: number, windowSize: bigint, levels: number): bigint;
+  /** create_table: a table for window `num` (not yet programmed). */
+  createTable?(num: number, pageShift: number, windowSize: bigint, levels: number): IommuTable;
+  /** set_window: programs `table` as window `num`. */
+  setWindow?(num: number, table: IommuTable): void;
+  /** unset_window; absent when the platform does not let user space remove windows. */
+  readonly unsetWindow?: ((num: number) => void) | undefined;
 }

@@ -4,7 +4,16 @@
  * a clock and sysfs. `simPlatform(options)` implements the `@vfio-ts/platform` contract.
  * @packageDocumentation
  */
-export { simPlatform, SimPlatform, type SimPlatformOptions } from './platform.js';
+export {
+  simPlatform,
+  SimPlatform,
+  type SimPlatformOptions,
+  type SimIommuModel,
+  type VtdIommuOption,
+  type SpaprIommuOption,
+  type IommuOptionFor,
+} from './platform.js';
+export type { SimGroup } from './group.js';
 export {
   pciFunctionFromConfig,
   parseBarSpec,

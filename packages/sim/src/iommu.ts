@@ -8,12 +8,14 @@ import type {
   IommuDomain,
   IommuDomainStats,
   IommuFault,
-  IommuGroup,
   IommuHardware,
   ReservedRegion,
 } from '@vfio-ts/platform';
 import { IOMMU_READ, IOMMU_WRITE } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
+import type { DmaChunk, SimGroup } from './group.js';
+
+export type { DmaChunk } from './group.js';
 
 /** 4 KiB | 2 MiB | 1 GiB: the page sizes of a VT-d second-level table with 1G support. */
 export const VTD_PGSIZE_BITMAP = (1n << 12n) | (1n << 21n) | (1n << 30n);
@@ -275,17 +277,12 @@ export class SimIommu implements IommuHardware {
   }
 }
 
-/** Where a DMA chunk lands after translation. */
-export interface DmaChunk {
-  readonly pa: bigint;
-  readonly length: number;
-}
 
 /**
  * An IOMMU group. Ownership follows Linux iommu.c: a DMA-doing host driver bound to a member counts as a (kernel)
  * owner; user space claims exclusively; the last release returns the group to its default domain.
  */
-export class SimIommuGroup implements IommuGroup {
+export class SimIommuGroup implements SimGroup {
   private owner: DmaOwner | undefined;
   private ownerCount = 0;
   /** Devices of the group bound to drivers that do DMA (iommu_device_use_default_domain). */
@@ -303,6 +300,11 @@ export class SimIommuGroup implements IommuGroup {
 
   devices(): readonly string[] {
     return this.members;
+  }
+
+  /** A hardware group's default domain is the (identity stand-in for the) DMA domain; software groups have none. */
+  get defaultDomainType(): 'DMA' | 'unknown' {
+    return this.hardware ? 'DMA' : 'unknown';
   }
 
   reservedRegions(): readonly ReservedRegion[] {

@@ -5,6 +5,7 @@
  */
 import type {
   Clock,
+  IommuHardware,
   PciDeviceHandle,
   PciDma,
   PciDriver,
@@ -14,7 +15,7 @@ import type {
 } from '@vfio-ts/platform';
 import { isSysError, sysError } from '@vfio-ts/uapi';
 import { ConfigSpaceFunction, PCI, findCapability, findExtCapability, type ConfigReader } from './pci-config.js';
-import type { SimIommu, SimIommuGroup } from './iommu.js';
+import type { DmaChunk, SimGroup } from './group.js';
 import type { SimPhysicalMemory } from './physical.js';
 
 /** A PCI function of the topology. */
@@ -138,11 +139,12 @@ interface DriverEntry {
 /** What the bus needs from the platform. */
 export interface PciBusHost {
   readonly memory: SimPhysicalMemory;
-  readonly iommu: SimIommu | undefined;
+  /** The IOMMU (any model); `undefined` = no IOMMU, devices get no group. */
+  readonly iommu: IommuHardware | undefined;
   readonly clock: Clock;
   log(text: string): void;
-  /** Allocates the next hardware IOMMU group. */
-  newGroup(): SimIommuGroup;
+  /** Allocates the next hardware IOMMU group of the platform's IOMMU model (a VT-d group, a POWER PE...). */
+  newGroup(): SimGroup;
 }
 
 /** A PCI function on the simulated bus (Linux struct pci_dev). */
@@ -165,7 +167,7 @@ export class SimPciDevice implements PciDeviceHandle {
   secondaryBus: number | undefined;
   bridgeKind: SimPciBridgeEntry['bridge'] | undefined;
   parentDevice: SimPciDevice | undefined;
-  group: SimIommuGroup | undefined;
+  group: SimGroup | undefined;
   driverName: string | undefined;
   driverOverride = '';
   /** Pending unbind, while the driver's remove runs. */
@@ -223,7 +225,7 @@ export class SimPciDevice implements PciDeviceHandle {
     }
   };
 
-  get iommuGroup(): SimIommuGroup | undefined {
+  get iommuGroup(): SimGroup | undefined {
     return this.group;
   }
 
@@ -422,7 +424,7 @@ export class SimPciDevice implements PciDeviceHandle {
     };
   }
 
-  private translate(host: PciBusHost, iova: bigint, length: number, write: boolean): { pa: bigint; length: number }[] {
+  private translate(host: PciBusHost, iova: bigint, length: number, write: boolean): DmaChunk[] {
     if (!Number.isInteger(length) || length < 0 || iova < 0n) throw sysError('EINVAL', 'bad DMA range');
     if (this.group?.hardware) return this.group.translateDma(this.bdf, iova, length, write);
     return [{ pa: iova, length }];
@@ -552,7 +554,7 @@ export class SimPciBus implements PciBus {
 
   // ---- IOMMU groups (iommu.c pci_device_group) ---------------------------------------------------------------
 
-  private ensureGroup(dev: SimPciDevice): SimIommuGroup {
+  private ensureGroup(dev: SimPciDevice): SimGroup {
     if (dev.group) return dev.group;
     const group = this.findGroup(dev) ?? this.host.newGroup();
     dev.group = group;
@@ -560,7 +562,7 @@ export class SimPciBus implements PciBus {
     return group;
   }
 
-  private findGroup(dev: SimPciDevice): SimIommuGroup | undefined {
+  private findGroup(dev: SimPciDevice): SimGroup | undefined {
     // DMA aliases (pci_for_each_dma_alias): bridges to conventional PCI take over their subordinates' requester id.
     const pdev = dev;
     for (let p = dev.parentDevice; p; p = p.parentDevice) {

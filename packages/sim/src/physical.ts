@@ -42,7 +42,14 @@ interface MmioWindow {
  */
 export class SimPhysicalMemory implements PhysicalMemory {
   private readonly data = new Map<number, Uint8Array>();
-  private readonly pins4k = new Map<number, number>();
+  /**
+   * Pin counts of 4K frames, indexed by allocation slot ((pfn - REGION_4K) / 2, see {@link alloc4k}), grown by
+   * doubling. A typed array rather than a Map: pinning and unpinning the same frames over and over (every MAP/UNMAP
+   * cycle) must not delete and re-insert hash keys, which V8 pays for in proportion to the table's size.
+   */
+  private pins4k = new Uint32Array(1024);
+  /** Pins of frames that are not 4K slots (never handed out by {@link alloc4k}); rare, so a Map. */
+  private readonly pinsOther = new Map<number, number>();
   private readonly blocks = new Map<number, HugeBlock>();
   /** Frames whose owner is gone but which are still pinned: freed by the last unpin. */
   private readonly orphans = new Set<number>();
@@ -93,7 +100,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
 
   /** Releases a 4K frame: freed now when unpinned, else when the last pin goes. */
   release4k(pfn: number): void {
-    if ((this.pins4k.get(pfn) ?? 0) > 0) {
+    if (this.pins4kOf(pfn) > 0) {
       this.orphans.add(pfn);
       return;
     }
@@ -168,7 +175,7 @@ export class SimPhysicalMemory implements PhysicalMemory {
 
   pinCountN(pfn: number): number {
     const block = this.blockOf(pfn);
-    if (!block) return this.pins4k.get(pfn) ?? 0;
+    if (!block) return this.pins4kOf(pfn);
     const off = pfn - block.base;
     const s = block.segments;
     for (let i = 0; i < s.length; i += 3) {
@@ -195,16 +202,43 @@ export class SimPhysicalMemory implements PhysicalMemory {
         p += n;
         left -= n;
       } else {
-        const c = (this.pins4k.get(p) ?? 0) + delta;
-        if (c > 0) this.pins4k.set(p, c);
-        else {
-          this.pins4k.delete(p);
-          if (this.orphans.has(p)) this.free4kNow(p);
-        }
+        const c = Math.max(0, this.pins4kOf(p) + delta); // an unpin of an unpinned page is ignored
+        this.setPins4k(p, c);
+        if (c === 0 && this.orphans.has(p)) this.free4kNow(p);
         p++;
         left--;
       }
     }
+  }
+
+  /** The 4K slot of a frame, or -1 when `alloc4k` never hands it out. */
+  private slot4k(pfn: number): number {
+    const d = pfn - REGION_4K;
+    return d >= 0 && d % 2 === 0 && d / 2 < this.next4k ? d / 2 : -1;
+  }
+
+  private pins4kOf(pfn: number): number {
+    const slot = this.slot4k(pfn);
+    if (slot < 0) return this.pinsOther.get(pfn) ?? 0;
+    return slot < this.pins4k.length ? this.pins4k[slot]! : 0;
+  }
+
+  private setPins4k(pfn: number, count: number): void {
+    const slot = this.slot4k(pfn);
+    if (slot < 0) {
+      if (count > 0) this.pinsOther.set(pfn, count);
+      else this.pinsOther.delete(pfn);
+      return;
+    }
+    if (slot >= this.pins4k.length) {
+      if (count === 0) return;
+      let size = this.pins4k.length * 2;
+      while (size <= slot) size *= 2;
+      const grown = new Uint32Array(size);
+      grown.set(this.pins4k);
+      this.pins4k = grown;
+    }
+    this.pins4k[slot] = count;
   }
 
   // ---- data ------------------------------------------------------------------------------------------------

@@ -7,18 +7,37 @@ import { sysError } from '@vfio-ts/uapi';
 import { SimAddressSpace } from './address-space.js';
 import { SimClock, type ClockMode } from './clock.js';
 import { SimEventFd } from './eventfd.js';
+import type { SimGroup } from './group.js';
 import { SimIommu, SimIommuGroup, type VtdOptions } from './iommu.js';
 import { SimPciBus, type SimHostDriverSpec, type SimPciDeviceEntry } from './pci-bus.js';
 import { SimPhysicalMemory } from './physical.js';
+import { SpaprIommu } from './spapr/iommu.js';
+import type { SpaprTableGroupOptions } from './spapr/table-group.js';
 import { SimSysfs } from './sysfs.js';
+
+/** The IOMMU hardware models a simulated host can have. */
+export type SimIommuModel = SimIommu | SpaprIommu;
+
+/** `iommu` values that give a VT-d-like IOMMU ('vtd', tuned with `{ model: 'vtd', ... }`) or none. */
+export type VtdIommuOption = 'vtd' | 'none' | ({ readonly model: 'vtd' } & VtdOptions);
+
+/**
+ * `iommu` values that give a PowerNV-style TCE IOMMU: every IOMMU group is a PE with its table group; the options
+ * of `{ model: 'spapr', ... }` are the defaults of every PE (window sizes, TCE page sizes, EEH...).
+ */
+export type SpaprIommuOption = 'spapr' | ({ readonly model: 'spapr' } & SpaprTableGroupOptions);
+
+/** The `iommu` option values that build hardware `H`. */
+export type IommuOptionFor<H extends SimIommuModel> = H extends SpaprIommu ? SpaprIommuOption : VtdIommuOption;
 
 /** Options of {@link simPlatform}. */
 export interface SimPlatformOptions {
   /**
    * 'vtd' (default): an Intel VT-d-like IOMMU (4K|2M|1G pages, 48-bit aperture, MSI window reserved);
-   * `{ model: 'vtd', ...VtdOptions }` to tune it; 'none': no IOMMU, devices have no group.
+   * `{ model: 'vtd', ...VtdOptions }` to tune it; 'spapr': a PowerNV-style TCE IOMMU whose groups are PEs
+   * (`{ model: 'spapr', ...SpaprTableGroupOptions }` to tune it); 'none': no IOMMU, devices have no group.
    */
-  readonly iommu?: 'vtd' | 'none' | ({ readonly model: 'vtd' } & VtdOptions);
+  readonly iommu?: VtdIommuOption | SpaprIommuOption;
   /** PCI functions and bridges (see README for the entry shapes). */
   readonly devices?: readonly SimPciDeviceEntry[];
   /** Host driver stubs devices may be bound to. */
@@ -27,38 +46,65 @@ export interface SimPlatformOptions {
   readonly clock?: ClockMode;
 }
 
-/** The simulated {@link Platform}, with a few extras for tests and `describe`. */
-export class SimPlatform implements Platform {
+/**
+ * The simulated {@link Platform}, with a few extras for tests and `describe`. `H` is the IOMMU model (the VT-d-like
+ * {@link SimIommu} unless built with `iommu: 'spapr'`); {@link simPlatform} infers it from the options.
+ */
+export class SimPlatform<H extends SimIommuModel = SimIommu> implements Platform {
   readonly memory = new SimPhysicalMemory();
-  readonly iommu: SimIommu | undefined;
+  readonly iommu: H | undefined;
   readonly pci: SimPciBus;
   readonly clock: SimClock;
   private readonly sysfsTree: SimSysfs;
-  private readonly groups = new Map<number, SimIommuGroup>();
+  private readonly groups = new Map<number, SimGroup>();
   private readonly logLines: { time: number; text: string }[] = [];
   private nextAddressSpace = 1;
   private nextEventFd = 1;
 
-  constructor(options: SimPlatformOptions = {}) {
+  /**
+   * Builds the host. Prefer {@link simPlatform}, which types `H` from the options; with `new`, name the model
+   * (`new SimPlatform<SpaprIommu>({ iommu: 'spapr' })`).
+   */
+  constructor(options: SimPlatformOptions & { readonly iommu?: IommuOptionFor<H> } = {}) {
     this.clock = new SimClock(options.clock ?? 'virtual');
-    const iommu = options.iommu ?? 'vtd';
-    if (iommu === 'none') this.iommu = undefined;
-    else if (iommu === 'vtd') this.iommu = new SimIommu({}, (t) => { this.log(t); });
-    else if (typeof iommu === 'object' && iommu.model === 'vtd') this.iommu = new SimIommu(iommu, (t) => { this.log(t); });
-    else throw sysError('EINVAL', `unknown IOMMU model ${JSON.stringify(iommu)}`);
+    const hw = this.makeIommu(options.iommu ?? 'vtd');
+    // The option type ties H to the model built from it (IommuOptionFor), so this narrowing holds.
+    this.iommu = hw as H | undefined;
     this.pci = new SimPciBus({
       memory: this.memory,
-      iommu: this.iommu,
+      iommu: hw,
       clock: this.clock,
       log: (t) => { this.log(t); },
-      newGroup: () => this.addGroup((id) => new SimIommuGroup(id, this.iommu, undefined)),
+      // One group per device/function group as pci_device_group forms them; on POWER each one is a PE.
+      newGroup: () =>
+        this.addGroup((id) => (hw instanceof SpaprIommu ? hw.newGroup(id) : new SimIommuGroup(id, hw, undefined))),
     });
     this.pci.populate(options.devices ?? [], options.hostDrivers ?? []);
     this.sysfsTree = new SimSysfs({ pci: this.pci, groups: () => this.iommuGroups() });
   }
 
+  private makeIommu(iommu: VtdIommuOption | SpaprIommuOption): SimIommuModel | undefined {
+    const log = (t: string): void => {
+      this.log(t);
+    };
+    if (iommu === 'none') return undefined;
+    if (iommu === 'vtd') return new SimIommu({}, log);
+    if (iommu === 'spapr') return new SpaprIommu({ log });
+    if (typeof iommu === 'object' && iommu.model === 'vtd') {
+      const { model: _model, ...options } = iommu;
+      return new SimIommu(options, log);
+    }
+    if (typeof iommu === 'object' && iommu.model === 'spapr') {
+      const { model: _model, ...options } = iommu;
+      const hw = new SpaprIommu({ ...options, log });
+      hw.newGroup(-1); // validates the PE options now (EINVAL) rather than at the first device
+      return hw;
+    }
+    throw sysError('EINVAL', `unknown IOMMU model ${JSON.stringify(iommu)}`);
+  }
+
   /** Creates a group with the lowest free number (ida_alloc). */
-  private addGroup(make: (id: number) => SimIommuGroup): SimIommuGroup {
+  private addGroup<G extends SimGroup>(make: (id: number) => G): G {
     let id = 0;
     while (this.groups.has(id)) id++;
     const g = make(id);
@@ -70,11 +116,11 @@ export class SimPlatform implements Platform {
     return new SimAddressSpace(this.nextAddressSpace++, this.memory, () => this.nextAddressSpace++);
   }
 
-  iommuGroup(id: number): SimIommuGroup | undefined {
+  iommuGroup(id: number): SimGroup | undefined {
     return this.groups.get(id);
   }
 
-  iommuGroups(): readonly SimIommuGroup[] {
+  iommuGroups(): readonly SimGroup[] {
     return [...this.groups.values()].sort((a, b) => a.id - b.id);
   }
 
@@ -144,7 +190,11 @@ export class SimPlatform implements Platform {
  * });
  * ```
  * Invalid topologies throw `SysError` EINVAL (bad address, unknown driver, bridge loops) or EEXIST (duplicate).
+ * With `iommu: 'spapr'` the result is a `SimPlatform<SpaprIommu>`: its groups are PEs (`SpaprIommuGroup`).
  */
-export function simPlatform(options: SimPlatformOptions = {}): SimPlatform {
-  return new SimPlatform(options);
+export function simPlatform(options: SimPlatformOptions & { readonly iommu: SpaprIommuOption }): SimPlatform<SpaprIommu>;
+export function simPlatform(options?: SimPlatformOptions & { readonly iommu?: VtdIommuOption }): SimPlatform;
+export function simPlatform(options?: SimPlatformOptions): SimPlatform<SimIommuModel>;
+export function simPlatform(options: SimPlatformOptions = {}): SimPlatform<SimIommuModel> {
+  return new SimPlatform<SimIommuModel>(options);
 }

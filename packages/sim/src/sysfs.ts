@@ -5,7 +5,7 @@
  */
 import type { VfsDir, VfsFile, VfsNode, VfsSymlink } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
-import type { SimIommuGroup } from './iommu.js';
+import type { SimGroup } from './group.js';
 import type { SimPciBus, SimPciDevice } from './pci-bus.js';
 
 const enc = new TextEncoder();
@@ -49,7 +49,7 @@ const IORESOURCE_MEM_64 = 0x100000;
 /** What the tree needs from the platform. */
 export interface SysfsHost {
   readonly pci: SimPciBus;
-  groups(): readonly SimIommuGroup[];
+  groups(): readonly SimGroup[];
 }
 
 /** Builds and serves the platform's /sys tree, with extra nodes added by upper layers. */
@@ -292,7 +292,7 @@ export class SimSysfs {
     );
   }
 
-  private groupDir(g: SimIommuGroup): VfsDir {
+  private groupDir(g: SimGroup): VfsDir {
     const path = `/sys/kernel/iommu_groups/${g.id}`;
     return this.dir(path, () => {
       const e: [string, VfsNode][] = [
@@ -305,8 +305,8 @@ export class SimSysfs {
             }),
           ),
         ],
-        // iommu_group_show_type: a hardware group has a DMA default domain; software groups have none.
-        ['type', attr(0o444, () => (g.hardware ? 'DMA\n' : 'unknown\n'))],
+        // iommu_group_show_type: the default domain's type ('unknown' without one, or for POWER's platform domain).
+        ['type', attr(0o444, () => `${g.defaultDomainType}\n`)],
         [
           'reserved_regions',
           attr(0o444, () =>

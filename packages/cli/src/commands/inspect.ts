@@ -85,9 +85,30 @@ function irqView(r: VfioIrqInfoView): InspectIrq {
   return { index: r.index, flags: hex(r.flags), count: r.count };
 }
 
+/**
+ * A minimal valid option-ROM image of `size` bytes: one image (0x55AA signature, PCIR structure with the
+ * device's ids, code type 0, the last-image bit) spanning the whole ROM. A config capture holds no ROM bytes, but
+ * Linux reports a ROM region only when pci_map_rom finds a valid image there (inventory §3.3), which the device
+ * the capture came from had — so a ROM named in SPEC gets one.
+ */
+export function optionRomImage(size: bigint, vendor: number, device: number): Uint8Array {
+  const rom = new Uint8Array(Number(size));
+  const v = new DataView(rom.buffer);
+  v.setUint16(0x00, 0xaa55, true);
+  rom[0x02] = Math.min(255, Number(size / 512n)); // legacy "size in 512-byte blocks" byte
+  v.setUint16(0x18, 0x1c, true); // pointer to the PCI data structure
+  rom.set([0x50, 0x43, 0x49, 0x52], 0x1c); // "PCIR"
+  v.setUint16(0x1c + 0x04, vendor, true);
+  v.setUint16(0x1c + 0x06, device, true);
+  v.setUint16(0x1c + 0x0a, 0x18, true); // structure length
+  v.setUint16(0x1c + 0x10, Number(size / 512n), true); // image length in 512-byte units
+  rom[0x1c + 0x15] = 0x80; // last image
+  return rom;
+}
+
 /** Runs the inspection on a fresh host and returns the JSON view. */
 export function inspectDevice(image: ConfigImageDevice): InspectView {
-  const fn = deviceFromImage(image);
+  const fn = deviceFromImage(image, (size, vendor, device) => optionRomImage(size, vendor, device));
   const platform = simPlatform({ iommu: 'vtd', devices: [{ bdf: INSPECT_BDF, fn, driver: 'vfio-pci' }] });
   const host = createHost({ platform, plugins: [iommuType1(), vfioPciPlugin()] });
   const p = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO'] });

@@ -7,7 +7,7 @@ import { EduVfioDriver } from '@vfio-ts/device-edu/driver';
 import { EDU_DMA_BUFFER_SIZE } from '@vfio-ts/device-edu';
 import type { HostDescription } from '@vfio-ts/core';
 import type { VfioCommand } from '../command.js';
-import { fields, table, text, type Block, type Report } from '../output.js';
+import { fields, hex, table, text, type Block, type Report } from '../output.js';
 import { buildDemoHost, configImageFromOptions, type DemoHost } from '../sim-host.js';
 
 /** A group as `host.describe()` lists it. */
@@ -39,7 +39,15 @@ interface ContainerInfo {
   groups: number[];
   noiommu: boolean;
   backend: string | null;
-  iommu: { version?: string; mappings?: number; lockedPages?: number; domains?: number; dmaAvail?: number } | null;
+  iommu: {
+    version?: string;
+    mappings?: number;
+    lockedPages?: number;
+    domains?: number;
+    dmaAvail?: number;
+    pgsizeBitmap?: bigint;
+    iovaRanges?: readonly { start: bigint; end: bigint }[];
+  } | null;
 }
 
 const asGroups = (d: HostDescription): GroupInfo[] => d.groups as GroupInfo[];
@@ -116,7 +124,11 @@ export const statusCommand: VfioCommand = {
         noiommu: c.noiommu,
         mappings: c.iommu?.mappings ?? 0,
         locked_pages: c.iommu?.lockedPages ?? 0,
-        iommu: c.iommu,
+        ...(c.iommu?.version === undefined ? {} : { version: c.iommu.version }),
+        ...(c.iommu?.domains === undefined ? {} : { domains: c.iommu.domains }),
+        ...(c.iommu?.dmaAvail === undefined ? {} : { dma_avail: c.iommu.dmaAvail }),
+        ...(c.iommu?.pgsizeBitmap === undefined ? {} : { pgsizes: hex(c.iommu.pgsizeBitmap) }),
+        ...(c.iommu?.iovaRanges === undefined ? {} : { iova_ranges: c.iommu.iovaRanges.map((r) => ({ start: hex(r.start), end: hex(r.end) })) }),
       })),
       processes: d.processes.map((p) => ({ pid: p.pid, uid: p.uid, fds: p.fds, locked_pages: p.lockedPages, locked_bytes: p.lockedPages * 4096 })),
       interrupts,

@@ -198,4 +198,16 @@ describe('mdpy device', () => {
     expect(errnoOf(() => p.mmap({ length: 4n << 20n, fd: device, offset: fb, shared: true }))).toBe('EINVAL');
     expect(errnoOf(() => p.ioctl(device, 0x3b7f))).toBe('ENOTTY');
   });
+
+  it('reads and writes ioctl structs through user pointers', () => {
+    const p = setup();
+    const device = open(p, 'mdpy-hd', uuid(1));
+    const mem = p.mmap({ length: 0x1000n });
+    p.memory.write(mem, vfioDeviceGfxPlaneInfo.encode({ argsz: 64, flags: VFIO_GFX_PLANE_TYPE_REGION }));
+    expect(p.ioctl(device, VFIO_DEVICE_QUERY_GFX_PLANE, mem)).toBe(0);
+    const plane = vfioDeviceGfxPlaneInfo.decode(p.memory.read(mem, 64));
+    expect(plane).toMatchObject({ width: 1920, height: 1080, stride: 7680, size: 8 << 20 });
+    expect(errnoOf(() => p.ioctl(device, VFIO_DEVICE_QUERY_GFX_PLANE, 0))).toBe('EFAULT');
+    expect(errnoOf(() => p.ioctl(device, VFIO_DEVICE_QUERY_GFX_PLANE, 0x7000_0000n))).toBe('EFAULT');
+  });
 });

@@ -25,5 +25,5 @@ export {
   migratableMigrationDriver,
   parseDeviceStream,
 } from './migration.js';
-export { REGION_SHIFT, migratableDeviceOps, migratableTag, migratableVfioPci } from './driver.js';
+export { REGION_SHIFT, migratableData, migratableTag, migratableVfioPci } from './driver.js';
 export type { MigratableDeviceData, MigratableDriverOptions } from './driver.js';

@@ -59,7 +59,7 @@ export interface MigratableFunction extends PciFunction {
   snapshotPages(): [number, Uint8Array][];
   /** Drops the copy-on-write marks of {@link snapshotPages}. */
   releaseSnapshot(): void;
-  /** The device's registers, DMA engine, interrupt and config state as bytes (see {@link STATE_BLOB_SIZE}). */
+  /** The device's registers, DMA engine and interrupt state as bytes (see {@link STATE_BLOB_SIZE}). */
   saveRegisters(): Uint8Array;
   /**
    * Replaces the whole device state with `registers` (from {@link saveRegisters}) and `pages`; validates first
@@ -69,6 +69,8 @@ export interface MigratableFunction extends PciFunction {
 }
 
 const PCI_COMMAND = 0x04;
+/** Offset of the power-management capability (its PM reset is the device's function reset). */
+const MIG_PM_CAP = 0x50;
 const PCI_STATUS = 0x06;
 const PCI_COMMAND_MEMORY = 0x2;
 const PCI_COMMAND_MASTER = 0x4;
@@ -85,8 +87,11 @@ const MSI_FLAGS_64BIT = 0x80;
 /** Magic of a register blob ("MSTA"). */
 const STATE_MAGIC = 0x4154534d;
 const STATE_VERSION = 1;
-/** Bytes of {@link MigratableFunction.saveRegisters}: 72 bytes of registers + the 256-byte config space. */
-export const STATE_BLOB_SIZE = 72 + 256;
+/**
+ * Bytes of {@link MigratableFunction.saveRegisters}. Config space is not in it: as on Linux, the VMM owns the
+ * PCI configuration (it restores it through vfio-pci's config region and SET_IRQS at the destination).
+ */
+export const STATE_BLOB_SIZE = 72;
 
 function checkOption(name: string, v: number, ok: boolean): number {
   if (!ok) throw new SysError('EINVAL', `migratable: bad ${name} ${v}`);
@@ -174,8 +179,12 @@ class Model implements MigratableFunction {
     this.cfg[0x34] = MIG_MSI_CAP;
     this.setMask(0x3c, 1, 0xff);
     this.cfg[0x3d] = 1;
-    // MSI: one vector, 64-bit, no masking.
+    // MSI: one vector, 64-bit, no masking; then power management (PM reset: NoSoftReset clear).
     this.cfg[MIG_MSI_CAP] = 0x05;
+    this.cfg[MIG_MSI_CAP + 1] = MIG_PM_CAP;
+    this.cfg[MIG_PM_CAP] = 0x01;
+    this.set16(MIG_PM_CAP + 2, 0x0003);
+    this.setMask(MIG_PM_CAP + 4, 2, 0x0003);
     this.set16(MSI_FLAGS, MSI_FLAGS_64BIT);
     this.setMask(MSI_FLAGS, 2, MSI_FLAGS_ENABLE);
     this.setMask(MSI_ADDR_LO, 4, 0xfffffffc);
@@ -505,7 +514,6 @@ class Model implements MigratableFunction {
     const left = this.timer ? Math.max(0, this.deadline - (this.ctx?.clock.now() ?? this.deadline)) : this.remaining;
     dv.setFloat64(56, left, true);
     dv.setBigUint64(64, BigInt(this.memorySize), true);
-    out.set(this.cfg, 72);
     return out;
   }
 
@@ -541,7 +549,6 @@ class Model implements MigratableFunction {
     this.msiPending = (u(11) & 1) !== 0;
     this.dmaIova = dv.getBigUint64(48, true);
     this.remaining = left;
-    this.cfg.set(registers.subarray(72, 72 + 256));
     this.pages = new Map(pages);
     this.shared.clear();
   }

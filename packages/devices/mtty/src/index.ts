@@ -6,3 +6,19 @@
 export { mtty, MttyState, MAX_MTTYS, MTTY_CONFIG_SPACE_SIZE, MTTY_IO_BAR_SIZE, MTTY_VFIO_PCI_OFFSET_SHIFT, mttyRegionOffset } from './mtty.js';
 export type { MttyDevice, MttyHandle, MttyOptions, MttyTypeData } from './mtty.js';
 export * from './uart.js';
+export {
+  MttyMigration,
+  mttyMigrationDriver,
+  mttyDataSize,
+  saveMttyState,
+  loadMttyState,
+  encodeMttyHeader,
+  encodeSerialPort,
+  MTTY_MAGIC,
+  MTTY_MAJOR_VER,
+  MTTY_MINOR_VER,
+  MTTY_DATA_HEADER_SIZE,
+  MTTY_SERIAL_PORT_SIZE,
+  MTTY_MIGRATION_FLAGS,
+} from './migration.js';
+export type { MttyMigratable } from './migration.js';

@@ -44,6 +44,7 @@ import {
   vfioIrqSet,
   vfioRegionInfo,
 } from '@vfio-ts/uapi';
+import { MttyMigration } from './migration.js';
 import { MttyUarts } from './uart.js';
 import type { MttyWiring } from './uart.js';
 
@@ -83,6 +84,8 @@ export class MttyState {
   numIrqs = 0;
   /** Interrupts delivered (for describe and tests). */
   interrupts = 0;
+  /** Migration v2: state machine, data sessions, DMA logging. */
+  readonly migration: MttyMigration;
 
   constructor(
     readonly nrPorts: 1 | 2,
@@ -92,6 +95,7 @@ export class MttyState {
       this.trigger();
     });
     createConfigSpace(this);
+    this.migration = new MttyMigration(this);
   }
 
   /** mtty_trigger_interrupt: MSI signals its eventfd; INTx signals unless masked, then masks itself. */
@@ -347,7 +351,8 @@ function ioctl(s: MttyState, cmd: number, arg: IoctlArg, call: SyscallContext): 
     case VFIO_DEVICE_SET_IRQS:
       return setIrqs(s, arg, call);
     case VFIO_DEVICE_RESET:
-      // mtty_reset only defers a migration-state reset; the UARTs keep their state.
+      // mtty_reset only resets the migration state (back to RUNNING, data files ended); the UARTs keep theirs.
+      s.migration.machine.reset();
       return 0;
     default:
       throw new SysError('ENOTTY', `mtty has no ioctl 0x${cmd.toString(16)}`);
@@ -403,7 +408,11 @@ function mttyOps(ports: { avail: number }, nrPorts: 1 | 2): VfioDeviceOps<MttySt
     ioctl(device, cmd, arg, call) {
       return ioctl(device.data, cmd, arg, call);
     },
+    deviceFeature(device, flags, data, dataSize, call) {
+      return device.data.migration.deviceFeature(flags, data, dataSize, call);
+    },
     closeDevice(device) {
+      device.data.migration.machine.close();
       device.data.disableIntx();
       device.data.disableMsi();
     },

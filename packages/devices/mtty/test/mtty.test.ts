@@ -155,6 +155,19 @@ describe('mtty parent and types', () => {
     expect(cat(p, `${TYPES}/mtty-2/available_instances`)).toBe('11\n');
   });
 
+  it('gives every host its own port budget', () => {
+    const plugin = mtty({ maxPorts: 2 });
+    const a = createHost({ platform: simPlatform(), plugins: [plugin] });
+    const b = createHost({ platform: simPlatform(), plugins: [plugin] });
+    const pa = a.spawn({ uid: 0 });
+    const pb = b.spawn({ uid: 0 });
+    echo(pa, `${TYPES}/mtty-2/create`, U1);
+    expect(cat(pa, `${TYPES}/mtty-1/available_instances`)).toBe('0\n');
+    expect(cat(pb, `${TYPES}/mtty-1/available_instances`)).toBe('2\n');
+    echo(pb, `${TYPES}/mtty-2/create`, U1);
+    expect(plugin.handle(b.api)?.availablePorts()).toBe(0);
+  });
+
   it('refuses a card the port budget cannot hold with ENOSPC, leaving nothing behind', () => {
     const { p, host } = setup({ maxPorts: 3 });
     echo(p, `${TYPES}/mtty-2/create`, U1);

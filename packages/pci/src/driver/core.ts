@@ -54,7 +54,7 @@ import {
   pmPut,
   setPowerState,
 } from './pm.js';
-import { barInfo, barWrite, getRegionInfo, mmapFault, mmapRegion, probeMmaps, regionRw } from './regs-access.js';
+import { barInfo, barWrite, getRegionInfo, mmapFault, mmapRegion, probeMmaps, readBound, regionRw } from './regs-access.js';
 import { devSetTryReset, getHotResetInfo, pciHotReset } from './reset.js';
 
 /** The ops a vfio-pci-based driver has (all members present, so a variant can call the core's version). */
@@ -430,9 +430,9 @@ export function vfioPciCoreFeature(dev: VfioPciCoreDevice, flags: number, data: 
 /** read(2) of the device fd: zero bytes → nothing; otherwise resume, access the region, let the device idle again. */
 export function vfioPciCoreRead(dev: VfioPciCoreDevice, length: number, offset: bigint): Uint8Array {
   if (length === 0) return new Uint8Array(0);
-  const buf = new Uint8Array(length);
   pmGet(dev);
   try {
+    const buf = new Uint8Array(readBound(dev, offset, length));
     return buf.subarray(0, regionRw(dev, offset, buf, false));
   } finally {
     pmPut(dev);

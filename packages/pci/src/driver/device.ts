@@ -5,6 +5,7 @@
  */
 import type { HostPluginApi, VfioDevice } from '@vfio-ts/core';
 import type { EventFdContext, MmioHandler, PciDeviceHandle } from '@vfio-ts/platform';
+import { SysError } from '@vfio-ts/uapi';
 import type { VirqfdContext } from '@vfio-ts/virqfd';
 import type { VfioPciConfig } from '../config/index.js';
 import type { CreateVfioPciIrqLayer, VfioPciIrqLayer } from '../intrs/types.js';
@@ -138,8 +139,26 @@ export class VfioPciCoreDevice {
 
   /** The current open state; EINVAL while the device is closed (the core never calls ops then). */
   get opened(): VfioPciOpenState {
-    if (!this.open) throw new Error(`vfio-pci: ${this.pdev.bdf} is not open`);
+    if (!this.open) throw new SysError('EINVAL', `vfio-pci: ${this.pdev.bdf} is not open`);
     return this.open;
+  }
+
+  /** The device as data (DESIGN idea 7): reset and power bookkeeping, and the interrupt layer while open. */
+  describe(): Record<string, unknown> {
+    return {
+      bdf: this.pdev.bdf,
+      driver: this.vdev.ops.name ?? 'vfio-pci',
+      open: this.open !== undefined,
+      resetWorks: this.resetWorks,
+      needsReset: this.needsReset,
+      pci23: this.pci23,
+      nointx: this.nointx,
+      runtimeSuspended: this.runtimeSuspended,
+      lowPower: this.pmRuntimeEngaged,
+      powerState: this.open?.config.powerState ?? null,
+      regions: this.regions.length,
+      irqs: this.open?.irqs.describe() ?? null,
+    };
   }
 
   /** Logs a line prefixed like pci_info ("vfio-pci 0000:00:03.0: ..."). */

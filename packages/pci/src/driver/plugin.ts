@@ -249,11 +249,20 @@ export function vfioPci(options: VfioPciOptions = {}): HostPlugin {
 }
 
 /**
- * Registers a vfio-pci-based variant driver from inside a plugin's setup; returns its handle. The driver binds
- * by its static ids (or driver_override / new_id), and its devices are vfio-pci devices whose ops are
- * `spec.ops(core)`.
+ * Registers a vfio-pci-based variant driver. With the plugin API (inside a plugin's setup) it registers at once and
+ * returns the driver's handle; with the spec alone it returns a host plugin that does so (same as
+ * {@link vfioPciVariant}). The driver binds by its static ids (or driver_override / new_id), and its devices are
+ * vfio-pci devices whose ops are `spec.ops(core)`.
  */
-export function registerVfioPciVariant(api: HostPluginApi, spec: VfioPciVariantSpec): VfioPciDriverHandle {
+export function registerVfioPciVariant(spec: VfioPciVariantSpec): HostPlugin;
+export function registerVfioPciVariant(api: HostPluginApi, spec: VfioPciVariantSpec): VfioPciDriverHandle;
+export function registerVfioPciVariant(
+  a: HostPluginApi | VfioPciVariantSpec,
+  b?: VfioPciVariantSpec,
+): VfioPciDriverHandle | HostPlugin {
+  if (b === undefined) return vfioPciVariant(a as VfioPciVariantSpec);
+  const api = a as HostPluginApi;
+  const spec = b;
   const core = createVfioPciCore(spec.name);
   const ops = spec.ops ? { ...spec.ops(core) } : core;
   return registerDriver(

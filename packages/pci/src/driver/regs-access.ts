@@ -72,14 +72,14 @@ function readInfoArg(bytes: Uint8Array): { argsz: number; index: number } {
 }
 
 /**
- * Temporarily turns on memory decoding and the ROM enable bit in hardware (vfio_pci_memory_lock_and_enable +
- * pci_map_rom), runs `fn`, and puts both registers back.
+ * Temporarily turns on the ROM enable bit (pci_map_rom) and, for REGION_INFO's validity check, memory decoding
+ * (vfio_pci_memory_lock_and_enable) in hardware, runs `fn`, and puts both registers back.
  */
-function withRomMapped<T>(dev: VfioPciCoreDevice, fn: () => T): T {
+function withRomMapped<T>(dev: VfioPciCoreDevice, fn: () => T, enableMemory = false): T {
   const f = dev.pdev.fn;
   const cmd = cfgRead(f, R.PCI_COMMAND, 2);
   const rom = cfgRead(f, R.PCI_ROM_ADDRESS, 4);
-  updateCommand(f, R.PCI_COMMAND_MEMORY, 0);
+  if (enableMemory) updateCommand(f, R.PCI_COMMAND_MEMORY, 0);
   if (!(rom & R.PCI_ROM_ADDRESS_ENABLE)) cfgWrite(f, R.PCI_ROM_ADDRESS, 4, rom | R.PCI_ROM_ADDRESS_ENABLE);
   try {
     return fn();
@@ -122,7 +122,7 @@ export function getRegionInfo(dev: VfioPciCoreDevice, bytes: Uint8Array): number
     }
   } else if (index === VFIO_PCI_ROM_REGION_INDEX) {
     // Report the ROM BAR size when the ROM really holds an image (checked with decoding enabled), else nothing.
-    if (romSize(dev) > 0n && withRomMapped(dev, () => romValidSize(dev)) > 0) {
+    if (romSize(dev) > 0n && withRomMapped(dev, () => romValidSize(dev), true) > 0) {
       flags = VFIO_REGION_INFO_FLAG_READ;
       size = romSize(dev);
     }
@@ -280,6 +280,26 @@ function configRw(dev: VfioPciCoreDevice, pos: bigint, buf: Uint8Array, write: b
   if (write) return cfg.writeBytes(Number(pos), buf);
   buf.set(cfg.readBytes(Number(pos), buf.length));
   return buf.length;
+}
+
+/**
+ * How many bytes a read of `length` at `offset` can return at most (the region end clips it), so a huge count
+ * never allocates more than the region holds. A config read past the end is EFAULT before anything is allocated.
+ */
+export function readBound(dev: VfioPciCoreDevice, offset: bigint, length: number): number {
+  const index = vfioPciIndex(offset);
+  const pos = vfioPciRegionOffset(offset);
+  let end: bigint | undefined;
+  if (index <= VFIO_PCI_BAR5_REGION_INDEX) end = barInfo(dev, index)?.size;
+  else if (index === VFIO_PCI_ROM_REGION_INDEX) end = romSize(dev);
+  else if (index === VFIO_PCI_VGA_REGION_INDEX) end = VGA_REGION_SIZE;
+  else if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
+    const size = BigInt(dev.opened.config.size);
+    if (pos + BigInt(length) > size) throw new SysError('EFAULT', `config range ${pos}+${length} beyond ${size}`);
+    return length;
+  } else end = dev.regions[index - VFIO_PCI_NUM_REGIONS]?.size;
+  if (end === undefined || pos >= end) return Math.min(length, 8);
+  return end - pos < BigInt(length) ? Number(end - pos) : length;
 }
 
 /** vfio_pci_rw: dispatch on the region index of the fd offset. `buf` is filled on read. */

@@ -3,6 +3,7 @@
  * eeh_ops->get_state/set_option/reset/err_inject). A frozen PE blocks MMIO and/or DMA until user space (or the host)
  * thaws it; a reset freezes the PE while it is asserted.
  */
+import type { EehPe } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 
 /** EEH_STATE_* bits a PE reports (arch/powerpc/include/asm/eeh.h). */
@@ -35,7 +36,7 @@ export interface EehPeStats {
 }
 
 /** One EEH PE. */
-export class SpaprEehPe {
+export class SpaprEehPe implements EehPe {
   /** EEH enabled on the PE (eeh_pe_set_option ENABLE/DISABLE). */
   enabled = true;
   private mmio = true;

@@ -6,6 +6,7 @@
  */
 import type { DmaOwner, IommuDomain, IommuFault, IommuGroup, IommuHardware, ReservedRegion } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
+import type { SimGroup } from '../group.js';
 import { SpaprTableGroup } from './table-group.js';
 import type { SpaprDmaChunk, SpaprTableGroupOptions } from './table-group.js';
 
@@ -24,10 +25,17 @@ export function spaprTableGroupOf(group: IommuGroup | undefined): SpaprTableGrou
   return tg instanceof SpaprTableGroup ? tg : undefined;
 }
 
-/** An IOMMU group of the 'spapr' model: one PE. */
-export class SpaprIommuGroup implements SpaprCapableIommuGroup {
+/**
+ * An IOMMU group of the 'spapr' model: one PE. It is a {@link SimGroup} like the VT-d model's groups, so the
+ * simulated PCI bus routes its members' DMA through {@link translateDma} (the PE's TCE windows).
+ */
+export class SpaprIommuGroup implements SpaprCapableIommuGroup, SimGroup {
   readonly spaprTableGroup: SpaprTableGroup;
   readonly members: string[] = [];
+  /** PEs are hardware groups and have no sysfs `name`. */
+  readonly name: string | undefined = undefined;
+  /** The PHB model the PE belongs to; `undefined` for a PE built standalone (backend unit tests). */
+  readonly hardware: SpaprIommu | undefined;
   /** Devices of the group bound to host drivers that do DMA. */
   kernelUsers = 0;
   private owner: DmaOwner | undefined;
@@ -37,14 +45,23 @@ export class SpaprIommuGroup implements SpaprCapableIommuGroup {
     readonly id: number,
     options: SpaprTableGroupOptions = {},
     sink?: (fault: IommuFault) => void,
-    /** The PHB model the PE belongs to (mirrors SimIommuGroup.hardware: DMA goes through the IOMMU when set). */
-    readonly hardware?: SpaprIommu,
+    /** The PHB model the PE belongs to (mirrors SimIommuGroup.hardware). */
+    hardware?: SpaprIommu,
   ) {
+    this.hardware = hardware;
     this.spaprTableGroup = new SpaprTableGroup(id, options, sink);
   }
 
   devices(): readonly string[] {
     return this.members;
+  }
+
+  /**
+   * sysfs `type`: the default domain of a POWER group is the platform domain (IOMMU_DOMAIN_PLATFORM), which
+   * iommu_group_show_type does not name.
+   */
+  get defaultDomainType(): 'unknown' {
+    return 'unknown';
   }
 
   /** PowerNV reports no reserved IOVA regions for a PE (MSIs are not in the TCE windows). */

@@ -5,7 +5,7 @@
  * IOMMU group) removes both, and user space then creates up to two windows of its own (dynamic DMA windows, DDW).
  * Device DMA is translated through whichever window covers the bus address.
  */
-import type { IommuFault } from '@vfio-ts/platform';
+import type { IommuFault, IommuTableGroup } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 import { SpaprEehPe } from './eeh.js';
 import { POWERNV_IOMMU_MAX_LEVELS, TCE_PCI_READ, TCE_PCI_WRITE, TceTable, tcePermOf, tceTableSize } from './tce-table.js';
@@ -56,8 +56,8 @@ export interface SpaprDmaChunk {
 /** A fault recorder shared by the groups of one PHB. */
 export type SpaprFaultSink = (fault: IommuFault) => void;
 
-/** One PE's table group. */
-export class SpaprTableGroup {
+/** One PE's table group; implements the platform's {@link IommuTableGroup} contract. */
+export class SpaprTableGroup implements IommuTableGroup {
   readonly tce32Start: number;
   readonly tce32Size: number;
   readonly pgsizes: bigint;

@@ -5,6 +5,7 @@
  * demand, as pnv_tce() does; the entries themselves live in a sparse chunked store so that a 1 TiB window costs
  * memory only for the pages really mapped (DESIGN "cost follows the work").
  */
+import type { IommuTable } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 
 /** TCE permission bit: the device may read the page (asm/tce.h TCE_PCI_READ). */
@@ -164,7 +165,7 @@ export interface TceTableStats {
 }
 
 /** One TCE table. Created by a table group's `createTable`; programmed into groups with `setWindow`. */
-export class TceTable {
+export class TceTable implements IommuTable {
   /** Page shift of a TCE page (12 = 4 KiB, 16 = 64 KiB, 21 = 2 MiB, 24 = 16 MiB, 30 = 1 GiB...). */
   readonly pageShift: number;
   /** First entry number (bus offset >> pageShift), Linux it_offset. */

@@ -432,15 +432,23 @@ export class EduVfioDriver {
     });
     await this.#run('bar0', () => {
       const bar0 = this.#bar0!;
+      let why = this.#options.mmio === 'pread' ? 'by choice' : 'the region is not mmap-able';
       if (this.#options.mmio !== 'pread' && (bar0.flags & VFIO_REGION_INFO_FLAG_MMAP) !== 0) {
         const length = EDU_BAR0_SIZE;
-        const vaddr = p.mmap({ length, prot: PROT_READ | PROT_WRITE, shared: true, fd: this.#device, offset: bar0.offset });
-        this.#call(`mmap(NULL, ${hex(length)}, PROT_READ|PROT_WRITE, MAP_SHARED, ${this.#device}, ${hex(bar0.offset)}) = ${hex(vaddr)}`);
-        this.#bar0Map = { vaddr, length };
-        this.#step('bar0', 'Map BAR0', `1 MiB of registers at ${hex(vaddr)} (mmap of the device fd at ${hex(bar0.offset)})`);
-      } else {
-        this.#step('bar0', 'Reach BAR0 through the device fd', `pread/pwrite at offset ${hex(bar0.offset)} (the region is not mmap-able${this.#options.mmio === 'pread' ? ' by choice' : ''})`);
+        try {
+          const vaddr = p.mmap({ length, prot: PROT_READ | PROT_WRITE, shared: true, fd: this.#device, offset: bar0.offset });
+          this.#call(`mmap(NULL, ${hex(length)}, PROT_READ|PROT_WRITE, MAP_SHARED, ${this.#device}, ${hex(bar0.offset)}) = ${hex(vaddr)}`);
+          this.#bar0Map = { vaddr, length };
+          this.#step('bar0', 'Map BAR0', `1 MiB of registers at ${hex(vaddr)} (mmap of the device fd at ${hex(bar0.offset)})`);
+          return;
+        } catch (e) {
+          // QEMU too falls back to read/write on the device fd when a BAR cannot be mapped.
+          if (!isSysError(e)) throw e;
+          this.#call(`mmap(NULL, ${hex(length)}, PROT_READ|PROT_WRITE, MAP_SHARED, ${this.#device}, ${hex(bar0.offset)}) = -${e.errno}`);
+          why = `mmap failed with ${e.errno}`;
+        }
       }
+      this.#step('bar0', 'Reach BAR0 through the device fd', `pread/pwrite at offset ${hex(bar0.offset)} (${why})`);
     });
     await this.#run('bus-master', () => {
       // vfio-pci clears bus mastering when the device is opened (§3.1); the driver turns on memory decoding and
