@@ -94,12 +94,27 @@ export function buildDemoHost(options: DemoHostOptions = {}): DemoHost {
     { bdf: DEMO_TOPOLOGY.edu, fn: eduFunction(), driver: 'vfio-pci' },
   ];
   if (options.extra) devices.push({ bdf: DEMO_TOPOLOGY.extra, fn: deviceFromImage(options.extra), driver: 'vfio-pci' });
-  const platform = simPlatform({ iommu: 'vtd', devices, hostDrivers: [{ name: 'e1000', ids: ['8086:100e'] }] });
+  const platform = withImage(options.extra, () => simPlatform({ iommu: 'vtd', devices, hostDrivers: [{ name: 'e1000', ids: ['8086:100e'] }] }));
   const host = createHost({ platform, plugins: [iommuType1(), vfioPciPlugin()] });
   const root = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO'], memlockLimit: 64n << 20n });
   return options.extra
     ? { host, platform, root, eduBdf: DEMO_TOPOLOGY.edu, extraBdf: DEMO_TOPOLOGY.extra }
     : { host, platform, root, eduBdf: DEMO_TOPOLOGY.edu };
+}
+
+const IMAGE_HINT = "check the file (256 or 4096 bytes of config space) and the --bars SPEC ('index:type:size', types mem32, mem64, mem32-pref, mem64-pref, io; 'rom:size')";
+
+/**
+ * Runs `fn` (building a host around a config-image device); a refusal (SysError) becomes a usage error naming
+ * the image, since the image is what was wrong.
+ */
+export function withImage<T>(image: ConfigImageDevice | undefined, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (image && isSysError(e)) throw new CliError(`${image.file ?? 'the config image'} cannot be used: ${e.message}`, IMAGE_HINT, EXIT_USAGE);
+    throw e;
+  }
 }
 
 /**
@@ -120,7 +135,7 @@ export function deviceFromImage(
     return pciFunctionFromConfig({ config: image.config, bars: image.bars });
   } catch (e) {
     if (isSysError(e)) {
-      throw new CliError(`${image.file ?? 'the config image'} cannot be used: ${e.message}`, "check the file (256 or 4096 bytes of config space) and the --bars SPEC ('index:type:size', types mem32, mem64, mem32-pref, mem64-pref, io; 'rom:size')", EXIT_USAGE);
+      throw new CliError(`${image.file ?? 'the config image'} cannot be used: ${e.message}`, IMAGE_HINT, EXIT_USAGE);
     }
     throw e;
   }

@@ -123,5 +123,17 @@ describe('vfio inspect', () => {
     expect(b.status).toBe(2);
     expect(b.err).toMatch(/^vfio: .*edu\.config\.bin cannot be used: EINVAL: bad BAR type/);
     expect(b.out).toBe('');
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfio-inspect-'));
+    writeFileSync(join(dir, 'short.bin'), new Uint8Array(100));
+    writeFileSync(join(dir, 'blank.bin'), new Uint8Array(256));
+    const c = await vfio(['inspect', '--config-image', join(dir, 'short.bin'), '--bars', '0:mem32:0x1000']);
+    expect(c.status).toBe(2);
+    expect(c.err).toMatch(/short\.bin cannot be used: EINVAL: config must hold 256 or 4096 bytes/);
+    const d = await vfio(['inspect', '--config-image', join(dir, 'blank.bin'), '--bars', '0:mem32:0x1000']);
+    expect(d.status).toBe(2);
+    expect(d.err).toMatch(/blank\.bin cannot be used: EINVAL: .*no vendor id/);
   });
 });

@@ -639,7 +639,8 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     if (!state.granted) {
       // open_device is still running and holds the set lock: close once it settled.
       void set.lock.run(() => {
-        if (state.failed) {
+        // A failed open (or a cdev bind whose open_device failed) has been unwound already.
+        if (state.failed || (state.cdev === true && state.bound !== true)) {
           this.#putRegistration(device);
           return undefined;
         }
@@ -749,20 +750,26 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     };
   }
 
-  /** The driver's iommufd ops, or the stock ones for its group type. */
+  /**
+   * The iommufd ops the core calls for `device`: the driver's bind/unbind/attach/detach when it sets them, else the
+   * stock ones for its group type; the PASID ops are the driver's own either way (absent → EOPNOTSUPP).
+   */
   #iommufdOps(device: VfioDevice): IommufdDeviceOps {
     const ops = device.ops;
+    const pasid = {
+      ...(ops.pasidAttachIoas ? { pasidAttachIoas: ops.pasidAttachIoas.bind(ops) } : {}),
+      ...(ops.pasidDetachIoas ? { pasidDetachIoas: ops.pasidDetachIoas.bind(ops) } : {}),
+    };
     if (ops.bindIommufd && ops.unbindIommufd && ops.attachIoas && ops.detachIoas) {
       return {
         bindIommufd: ops.bindIommufd.bind(ops),
         unbindIommufd: ops.unbindIommufd.bind(ops),
         attachIoas: ops.attachIoas.bind(ops),
         detachIoas: ops.detachIoas.bind(ops),
-        ...(ops.pasidAttachIoas ? { pasidAttachIoas: ops.pasidAttachIoas.bind(ops) } : {}),
-        ...(ops.pasidDetachIoas ? { pasidDetachIoas: ops.pasidDetachIoas.bind(ops) } : {}),
+        ...pasid,
       };
     }
-    return this.stockIommufdOps(device.group?.type === 'emulated-iommu' ? 'emulated' : 'physical');
+    return { ...this.stockIommufdOps(device.group?.type === 'emulated-iommu' ? 'emulated' : 'physical'), ...pasid };
   }
 
   /** The /dev/vfio/devices entries: `vfioN` for every registered device, when an iommufd provider exists. */

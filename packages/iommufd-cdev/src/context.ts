@@ -128,13 +128,15 @@ class AccessObject extends IommufdObject implements IommufdAccess {
   readonly type = 'access' as const;
   ioas: IoasObject | undefined;
   readonly pins: AccessPin[] = [];
-  readonly iovaAlignment = 1n;
+  /** iommufd_access_create: PAGE_SIZE when the access pins pages, else 1. */
+  readonly iovaAlignment: bigint;
   constructor(
     id: number,
     readonly ctx: IommufdContext,
     readonly ops: AccessOps,
   ) {
     super(id);
+    this.iovaAlignment = ops.needsPinPages === false ? 1n : PAGE_SIZE_N;
   }
   get ioasId(): number | undefined {
     return this.ioas?.id;
@@ -740,7 +742,10 @@ export class IommufdContext {
 
   /* ================================================================== accesses (emulated devices) */
 
-  /** iommufd_access_create: an access for an emulated device; attach it to an IOAS before pinning. */
+  /**
+   * iommufd_access_create: an access for an emulated device; attach it to an IOAS before pinning. While attached,
+   * an access that pins pages keeps the IOAS at PAGE_SIZE alignment (attach is EADDRINUSE over misaligned areas).
+   */
   createAccess(ops: AccessOps): IommufdAccess {
     const acc = this.#install((id) => new AccessObject(id, this, ops));
     acc.users++; // the driver's reference

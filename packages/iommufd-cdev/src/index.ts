@@ -8,7 +8,6 @@
 export { iommufd, IommufdSubsystem, IOMMUFD_MODULE } from './plugin.js';
 export { iommufdContextOf, IommufdFile } from './file.js';
 export { iommufdProvider } from './provider.js';
-export type { IommufdBinding, IommufdProviderShape } from './provider.js';
 export type { IommufdPlugin } from './plugin.js';
 export { IommufdContext } from './context.js';
 export type { BindDeviceOptions, IommufdAccess, IommufdEnv } from './context.js';

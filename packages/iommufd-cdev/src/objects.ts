@@ -59,6 +59,11 @@ export class DeviceObject extends IommufdObject {
 export interface AccessOps {
   /** Userspace unmapped `[iova, iova+length)`: unpin every page pinned there before returning. */
   unmap(iova: bigint, length: bigint): void;
+  /**
+   * The access pins pages (iommufd_access_ops.needs_pin_pages; VFIO's emulated devices do): the IOAS must then keep
+   * PAGE_SIZE alignment while it is attached. Default true.
+   */
+  readonly needsPinPages?: boolean;
 }
 
 /** Lowest-free id allocator starting at 1. */

@@ -9,7 +9,6 @@ import { SysError } from '@vfio-ts/uapi';
 import { IommufdContext } from './context.js';
 import { IommufdFile } from './file.js';
 import { iommufdProvider } from './provider.js';
-import type { IommufdProviderShape } from './provider.js';
 import type { UserLockedVm } from './pages.js';
 
 /** The iommufd module's name (for /sys/module/iommufd/parameters). */
@@ -97,10 +96,9 @@ export function iommufd(): IommufdPlugin {
         parse: parseBoolParam,
         description: 'Allow IOMMUFD to bind to devices even if the platform cannot isolate their MSI interrupts',
       });
-      // The seam VFIO's core reaches iommufd through (VFIO_DEVICE_BIND_IOMMUFD, SET_CONTAINER with an iommufd fd),
-      // registered when the core offers it.
-      const seam = api as HostPluginApi & { registerIommufdProvider?: (provider: IommufdProviderShape) => () => void };
-      if (typeof seam.registerIommufdProvider === 'function') seam.registerIommufdProvider(iommufdProvider());
+      // The seam VFIO's core reaches iommufd through (VFIO_DEVICE_BIND_IOMMUFD, SET_CONTAINER with an iommufd fd);
+      // with it registered the core also creates the /dev/vfio/devices/vfioN nodes.
+      api.registerIommufdProvider(iommufdProvider());
       api.registerDevNode('/dev/iommu', {
         mode: 0o666,
         open: () => {

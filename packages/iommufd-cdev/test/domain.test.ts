@@ -278,6 +278,24 @@ describe('accesses (emulated devices)', () => {
     f.destroy(a);
   });
 
+  it('an access that pins pages keeps the IOAS PAGE_SIZE aligned (EADDRINUSE over a misaligned area)', () => {
+    const f = setup();
+    const a = f.ioasAlloc();
+    const buf = f.buffer(4n * PAGE);
+    const iova = f.map(a, buf + 8n, PAGE);
+    const acc = f.ctx.createAccess({ unmap: () => undefined });
+    expect(errnoOf(() => acc.attach(a))).toBe('EADDRINUSE');
+    f.unmap(a, iova, PAGE);
+    acc.attach(a);
+    expect(f.ranges(a).alignment).toBe(PAGE);
+    expect(errnoOf(() => f.map(a, buf + 8n, PAGE))).toBe('EINVAL');
+    acc.detach();
+    expect(f.ranges(a).alignment).toBe(1n);
+    const loose = f.ctx.createAccess({ unmap: () => undefined, needsPinPages: false });
+    loose.attach(a);
+    f.map(a, buf + 8n, PAGE);
+  });
+
   it('user_copy: pages pinned by an access in a domain-less IOAS are copied into an IOAS with domains; replace', () => {
     const f = setup();
     const withDomain = f.ioasAlloc();

@@ -25,7 +25,7 @@ import type { VfioCommand } from '../command.js';
 import { CliError } from '../errors.js';
 import { fields, hex, table, text, type Block, type Report } from '../output.js';
 import { iommuType1, vfioPciPlugin } from '../plugins.js';
-import { configImageFromOptions, deviceFromImage, type ConfigImageDevice } from '../sim-host.js';
+import { configImageFromOptions, deviceFromImage, withImage, type ConfigImageDevice } from '../sim-host.js';
 
 /** Where the inspected device sits: alone on the root bus, as QEMU puts `-device` on pcie.0. */
 export const INSPECT_BDF = '0000:00:03.0';
@@ -109,7 +109,7 @@ export function optionRomImage(size: bigint, vendor: number, device: number): Ui
 /** Runs the inspection on a fresh host and returns the JSON view. */
 export function inspectDevice(image: ConfigImageDevice): InspectView {
   const fn = deviceFromImage(image, (size, vendor, device) => optionRomImage(size, vendor, device));
-  const platform = simPlatform({ iommu: 'vtd', devices: [{ bdf: INSPECT_BDF, fn, driver: 'vfio-pci' }] });
+  const platform = withImage(image, () => simPlatform({ iommu: 'vtd', devices: [{ bdf: INSPECT_BDF, fn, driver: 'vfio-pci' }] }));
   const host = createHost({ platform, plugins: [iommuType1(), vfioPciPlugin()] });
   const p = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK', 'CAP_SYS_ADMIN', 'CAP_SYS_RAWIO'] });
   const fd = openDevice(p, INSPECT_BDF);
