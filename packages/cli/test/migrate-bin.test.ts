@@ -1,18 +1,12 @@
-// `vfio migrate` between two real processes of the built binary over TCP on 127.0.0.1.
-import { spawn, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+// `vfio migrate` between two real processes over TCP on 127.0.0.1. The processes run the binary's TypeScript
+// source through tsx (no build needed, so this file never races bin.test.ts's build of dist/).
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { ListenView, MigrateView } from '../src/commands/migrate.js';
 
 const pkgDir = fileURLToPath(new URL('..', import.meta.url));
-const bin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
-
-beforeAll(() => {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const build = spawnSync(process.execPath, [tsc, '-b', pkgDir], { encoding: 'utf8' });
-  expect(build.status, build.stdout + build.stderr).toBe(0);
-});
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 
 interface Run {
   status: number | null;
@@ -21,7 +15,10 @@ interface Run {
 }
 
 function start(args: readonly string[], onErr?: (text: string) => void): Promise<Run> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=@vfio-ts/source', '--import', 'tsx', bin, ...args], {
+    cwd: pkgDir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (b: Buffer) => {

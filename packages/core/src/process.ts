@@ -216,8 +216,9 @@ export class Process implements Task, Credentials {
   /* ---------------------------------------------------------------- files */
 
   /**
-   * open(2): `/dev/vfio/vfio`, `/dev/vfio/<group>`, `/dev/vfio/noiommu-<n>`, `/dev/null`, sysfs attributes and
-   * directories. `flags` default O_RDWR. EACCES when the mode bits refuse the caller.
+   * open(2): `/dev/vfio/vfio`, `/dev/vfio/<group>`, `/dev/vfio/noiommu-<n>`, `/dev/vfio/devices/vfioN` (with an
+   * iommufd plugin), plugin nodes such as `/dev/iommu`, `/dev/null`, sysfs attributes and directories. `flags`
+   * default O_RDWR. EACCES when the mode bits refuse the caller.
    */
   open(path: string, flags: number = O_RDWR): number {
     this.#alive();

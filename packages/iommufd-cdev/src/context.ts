@@ -5,7 +5,7 @@
  */
 import type { CallContext, IoctlArg } from '@vfio-ts/core';
 import type { IommuGroup, Task } from '@vfio-ts/platform';
-import { IOMMU_CACHE, PAGE_SIZE_N } from '@vfio-ts/platform';
+import { IOMMU_CACHE, IOMMU_WRITE, PAGE_SIZE_N } from '@vfio-ts/platform';
 import {
   IOMMU_DESTROY,
   IOMMU_FAULT_QUEUE_ALLOC,
@@ -61,6 +61,7 @@ import type { StructCodec, StructOf } from '@vfio-ts/uapi';
 import { vfioCompatIoctl } from './compat.js';
 import { U64_MAX, areaFirstIndex, protFromFlags } from './ioas.js';
 import type { Area, IoPagetable } from './ioas.js';
+import { IntervalTree } from './interval.js';
 import type { Interval } from './interval.js';
 import { DeviceObject, HwptPagingObject, IdTable, IoasObject, IommufdObject } from './objects.js';
 import type { AccessOps } from './objects.js';
@@ -272,18 +273,19 @@ export class IommufdContext {
   release(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (;;) {
-      const free = this.#objects.values().filter((o) => o.users === 1);
-      if (free.length === 0) break;
-      for (const o of free) if (o.users === 1) this.#free(o);
-    }
+    this.#sweep();
     for (const o of this.#objects.values()) {
       if (o.type === 'device') this.unbindDevice(o.id);
       else if (o.type === 'access') this.accessDestroy(o);
     }
+    this.#sweep();
+  }
+
+  /** Frees objects only the table holds until none is left (each round may release what they held). */
+  #sweep(): void {
     for (;;) {
       const free = this.#objects.values().filter((o) => o.users === 1);
-      if (free.length === 0) break;
+      if (free.length === 0) return;
       for (const o of free) if (o.users === 1) this.#free(o);
     }
   }
@@ -372,14 +374,16 @@ export class IommufdContext {
     const v = c.value;
     if (v.__reserved !== 0) throw new SysError('EOPNOTSUPP', 'reserved field set');
     const ioas = this.#getIoas(v.ioas_id);
-    const ranges: Interval[] = [];
+    // iommufd_ioas_load_iovas: in order, each range valid (start < last) and clear of the ones before (an
+    // interval tree, so a long list costs n log n).
+    const tree = new IntervalTree<Interval>();
     for (let i = 0; i < v.num_iovas; i++) {
-      const r = iommuIovaRange.decode(readUser(call, v.allowed_iovas + BigInt(i * 16), 16));
+      const r = iommuIovaRange.decode(readUser(call, v.allowed_iovas + BigInt(i) * 16n, 16));
       if (r.start >= r.last) throw new SysError('EINVAL', 'allowed range must have start < last');
-      if (ranges.some((x) => x.start <= r.last && x.last >= r.start)) throw new SysError('EINVAL', 'allowed ranges overlap');
-      ranges.push({ start: r.start, last: r.last });
+      if (tree.first(r.start, r.last)) throw new SysError('EINVAL', 'allowed ranges overlap');
+      tree.insert({ start: r.start, last: r.last });
     }
-    ioas.iopt.setAllowed(ranges);
+    ioas.iopt.setAllowed(tree.toArray());
     return 0;
   }
 
@@ -423,7 +427,7 @@ export class IommufdContext {
   mapUser(iopt: IoPagetable, task: Task, uptr: bigint, length: bigint, iova: bigint | undefined, prot: number): bigint {
     if (length === 0n || length > U64_MAX - PAGE_SIZE_N) throw new SysError('EINVAL', 'bad length');
     if (uptr + length > U64_MAX) throw new SysError('EOVERFLOW', 'user range overflows');
-    const pages = new IoPages(task.mm, task, uptr, length, (prot & 2) !== 0, this.#accountModeFor(task), this.env.userLocked);
+    const pages = new IoPages(task.mm, task, uptr, length, (prot & IOMMU_WRITE) !== 0, this.#accountModeFor(task), this.env.userLocked);
     return iopt.mapPages([{ pages, startByte: uptr - pages.base, length }], length, iova, prot);
   }
 
@@ -563,7 +567,13 @@ export class IommufdContext {
     const dev = this.#get(v.dev_id, 'device');
     const pt = this.#objects.get(v.pt_id);
     if (!pt) throw new SysError('EINVAL', `no object ${v.pt_id}`);
-    if (pt.type === 'hwpt-paging') throw new SysError('EOPNOTSUPP', 'nested HWPTs are not supported by this IOMMU');
+    if (pt.type === 'hwpt-paging') {
+      // iommufd_hwpt_nested_alloc: user data is mandatory, the parent must be an explicit NEST_PARENT HWPT; the
+      // simulated VT-d then has no stage-1 support to offer.
+      if ((v.flags & ~IOMMU_HWPT_FAULT_ID_VALID) !== 0 || v.data_len === 0) throw new SysError('EOPNOTSUPP', 'bad nested HWPT flags or data');
+      if (pt.autoDomain || !pt.nestParent) throw new SysError('EINVAL', 'parent HWPT is not a nesting parent');
+      throw new SysError('EOPNOTSUPP', 'nested HWPTs are not supported by this IOMMU');
+    }
     if (pt.type !== 'ioas') throw new SysError('EINVAL', 'pt_id is neither an IOAS nor an HWPT');
     const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID;
     if ((v.flags & ~valid) !== 0 || v.data_type !== IOMMU_HWPT_DATA_NONE) throw new SysError('EOPNOTSUPP', 'unsupported HWPT flags or data');
@@ -659,6 +669,9 @@ export class IommufdContext {
       const reuse = [...pt.hwpts].find((h) => h.autoDomain);
       if (reuse) target = reuse;
       else {
+        // Linux enforces the group's reserved regions before it fills a new automatic domain: a conflict is
+        // EADDRINUSE even when filling would also fail.
+        for (const r of dev.group.reservedRegions()) if (r.type !== 'direct-relaxable') pt.iopt.checkReservable(r.start, r.end);
         target = this.#hwptPagingAlloc(pt, dev.group, true, false);
         created = true;
       }
@@ -691,8 +704,8 @@ export class IommufdContext {
     try {
       if (!old || old.ioas !== hwpt.ioas) {
         for (const d of owners) {
+          added.push(d); // before reserving, so a partial set is removed too
           for (const r of reserved) iopt.reserve(r.start, r.end, d);
-          added.push(d);
         }
       }
       const groupAttached = mates.length > 0 && !old;
@@ -787,7 +800,7 @@ export class IommufdContext {
     while (cur <= last) {
       const a = ioas.iopt.areas.first(cur, cur);
       if (!a) throw new SysError('ENOENT', 'IOVA not mapped');
-      if (write && (a.prot & 2) === 0) throw new SysError('EPERM', 'area is read-only');
+      if (write && (a.prot & IOMMU_WRITE) === 0) throw new SysError('EPERM', 'area is read-only');
       const end = a.last < last ? a.last : last;
       const base = areaFirstIndex(a);
       const first = Number((a.startByte + (cur - a.start)) / PAGE_SIZE_N);

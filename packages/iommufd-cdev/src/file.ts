@@ -8,12 +8,18 @@ import type { IommufdContext } from './context.js';
 /** The file behind an open /dev/iommu. */
 export class IommufdFile implements FileOps {
   readonly kind = 'iommufd';
-  constructor(readonly ctx: IommufdContext) {}
+  constructor(
+    readonly ctx: IommufdContext,
+    /** Told after the context was torn down (the host forgets it). */
+    readonly onRelease?: () => void,
+  ) {}
   ioctl(request: number, arg: IoctlArg, call: SyscallContext): number {
     return this.ctx.ioctl(request, arg, call);
   }
+  /** fops_release: the last reference went (every fd closed, every binding gone). */
   release(): void {
     this.ctx.release();
+    this.onRelease?.();
   }
 }
 

@@ -307,15 +307,11 @@ export class IoPagetable {
 
   /* ------------------------------------------------------------------ domains */
 
-  #domainProt(a: Area): number {
-    return a.prot;
-  }
-
   /** Maps one area into one domain from its pinned pages (contiguous runs; page by page without huge pages). */
   #mapIntoDomain(a: Area, d: IommuDomain): void {
     const first = areaFirstIndex(a);
     const runs = a.pages.runs(first, areaLastIndex(a));
-    const prot = this.#domainProt(a);
+    const prot = a.prot;
     let mappedTo = a.start;
     try {
       for (const r of runs) {
@@ -431,11 +427,16 @@ export class IoPagetable {
 
   /* ------------------------------------------------------------------ allowed / reserved / options */
 
-  /** iopt_reserve_iova: EADDRINUSE when an area or an allowed range intersects. */
-  reserve(start: bigint, last: bigint, owner: object): void {
+  /** EADDRINUSE when reserving `[start, last]` would intersect an area or an allowed range. */
+  checkReservable(start: bigint, last: bigint): void {
     if (this.areas.first(start, last) || this.#allowedFirst(start, last)) {
       throw new SysError('EADDRINUSE', 'reserved range intersects a mapping or an allowed range');
     }
+  }
+
+  /** iopt_reserve_iova: EADDRINUSE when an area or an allowed range intersects. */
+  reserve(start: bigint, last: bigint, owner: object): void {
+    this.checkReservable(start, last);
     this.#reserved.push({ start, last, owner });
     this.#reserved.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   }

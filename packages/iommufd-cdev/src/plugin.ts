@@ -103,12 +103,9 @@ export function iommufd(): IommufdPlugin {
         mode: 0o666,
         open: () => {
           const ctx = sub.open();
-          return new (class extends IommufdFile {
-            override release(): void {
-              super.release();
-              sub.closed(ctx);
-            }
-          })(ctx);
+          return new IommufdFile(ctx, () => {
+            sub.closed(ctx);
+          });
         },
       });
     },

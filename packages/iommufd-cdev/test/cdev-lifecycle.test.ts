@@ -123,12 +123,39 @@ describe('an emulated device through its cdev (iommufd access)', () => {
     p.ioctl(ifd, IOMMU_IOAS_UNMAP, un);
     expect(dev.data.unmaps).toEqual([`${iova.toString(16)}+200000`]);
     expect(dev.data.pinned).toEqual([]);
-    expect(errnoOf(() => dev.dmaRw(iova, new Uint8Array(4), false))).toBe('ENOENT');
+    expect(errnoOf(() => { dev.dmaRw(iova, new Uint8Array(4), false); })).toBe('ENOENT');
 
     p.close(fd);
     // Closed: the helpers refuse (the device is not open).
     expect(errnoOf(() => dev.pinPages(iova, 1, 3))).toBe('EINVAL');
     expect(api.deviceIommufdInfo(dev).cdevOpened).toBe(false);
+    p.close(ifd);
+  });
+});
+
+describe('an emulated device through its group on an iommufd', () => {
+  it('binds an access at GET_DEVICE_FD and attaches it to the compat IOAS, where dma_rw then reads', () => {
+    const host = createHost({ platform: simPlatform({ iommu: 'vtd' }), plugins: [iommufd()] });
+    const dev = host.api.allocDevice({ name: 'c0ffee00-0000-0000-0000-000000000002', data: null, ops: { dmaUnmap: () => undefined } });
+    host.api.registerEmulatedDevice(dev);
+    const p = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK'] });
+    const ifd = p.open('/dev/iommu');
+    const g = p.open(`/dev/vfio/${dev.group!.id}`);
+    p.ioctl(g, VFIO_GROUP_SET_CONTAINER, intArg(ifd));
+    const fd = p.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cString(dev.name));
+    expect(host.api.deviceIommufdInfo(dev)).toMatchObject({ cdevOpened: false, attached: true });
+    const get = iommuVfioIoas.encode({ size: 12, op: 0 /* GET */ });
+    p.ioctl(ifd, IOMMU_VFIO_IOAS, get);
+    const compat = iommuVfioIoas.decode(get).ioas_id;
+    const va = p.mmap({ length: 4096 });
+    p.memory.write(va, new Uint8Array([5, 6, 7]));
+    p.ioctl(ifd, IOMMU_IOAS_MAP, iommuIoasMap.encode({ size: 40, flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: compat, user_va: va, length: 4096n, iova: 0x9000n }));
+    const buf = new Uint8Array(3);
+    dev.dmaRw(0x9000n, buf, false);
+    expect([...buf]).toEqual([5, 6, 7]);
+    p.close(fd);
+    expect(host.api.deviceIommufdInfo(dev).attached).toBe(false);
+    p.close(g);
     p.close(ifd);
   });
 });

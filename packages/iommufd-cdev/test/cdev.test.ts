@@ -10,6 +10,10 @@ import type { Host, HostPlugin, Process, VfioDevice } from '@vfio-ts/core';
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
 import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
 import {
+  IOMMU_DESTROY,
+  IOMMU_GET_HW_INFO,
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HWPT_ALLOC,
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -31,6 +35,9 @@ import {
   VFIO_GROUP_GET_DEVICE_FD,
   VFIO_GROUP_SET_CONTAINER,
   VFIO_GROUP_UNSET_CONTAINER,
+  iommuDestroy,
+  iommuHwInfo,
+  iommuHwptAlloc,
   iommuIoasAlloc,
   iommuIoasMap,
   iommuIoasUnmap,
@@ -321,6 +328,33 @@ describe('the VFIO device cdev over iommufd', () => {
     p.close(ifd);
   });
 
+  it('follows QEMU: GET_HW_INFO and HWPT_ALLOC by devid, then ATTACH to the explicit HWPT (which then is busy)', () => {
+    const e = env();
+    const { p } = e;
+    const { device: dev, iommufd: ifd, devid } = openVfioCdev(p, { device: cdevIndex(e, BDF) });
+    const info = iommuHwInfo.encode({ size: 40, dev_id: devid });
+    p.ioctl(ifd, IOMMU_GET_HW_INFO, info);
+    expect(iommuHwInfo.decode(info).out_data_type).toBe(IOMMU_HW_INFO_TYPE_INTEL_VTD);
+    const ioas = ioasAlloc(p, ifd);
+    const alloc = iommuHwptAlloc.encode({ size: 48, dev_id: devid, pt_id: ioas });
+    p.ioctl(ifd, IOMMU_HWPT_ALLOC, alloc);
+    const hwpt = iommuHwptAlloc.decode(alloc).out_hwpt_id;
+    expect(attachIommufdPt(p, dev, hwpt)).toBe(hwpt);
+    const va = p.mmap({ length: 4096 });
+    ioasMap(p, ifd, ioas, va, 4096n, 0x30000n);
+    expect(dmaWrite(p, dev, 0x30000n, 3n)).toBe(0);
+    expect(p.memory.read(va, 1)[0]).toBe(3);
+    // An attached HWPT (and the device object) cannot be destroyed while in use.
+    expect(errnoOf(() => p.ioctl(ifd, IOMMU_DESTROY, iommuDestroy.encode({ size: 8, id: hwpt })))).toBe('EBUSY');
+    expect(errnoOf(() => p.ioctl(ifd, IOMMU_DESTROY, iommuDestroy.encode({ size: 8, id: devid })))).toBe('EBUSY');
+    detachIommufdPt(p, dev);
+    p.ioctl(ifd, IOMMU_DESTROY, iommuDestroy.encode({ size: 8, id: hwpt }));
+    p.close(dev);
+    // Unbound: the devid is gone from the context.
+    expect(errnoOf(() => p.ioctl(ifd, IOMMU_GET_HW_INFO, iommuHwInfo.encode({ size: 40, dev_id: devid })))).toBe('ENOENT');
+    p.close(ifd);
+  });
+
   it('lets the /dev/iommu fd close while the device is bound (the binding keeps the context)', () => {
     const e = env();
     const { p } = e;
@@ -488,6 +522,42 @@ describe('the group path with an iommufd as its container', () => {
     p.close(dev);
     p.close(g);
     p.close(ifd);
+  });
+
+  it('reports VIABLE after SET_CONTAINER yet fails GET_DEVICE_FD when a host driver does DMA in the group (EPERM)', () => {
+    // Function 1 of a multi-function device without ACS shares the group and is bound to a DMA-doing host driver.
+    const config = (id: number): Uint8Array => {
+      const c = new Uint8Array(256);
+      new DataView(c.buffer).setUint32(0, id, true);
+      c[0x0e] = 0x80;
+      return c;
+    };
+    const log: DriverLog = { opens: [], closes: [], devices: new Map() };
+    const platform = simPlatform({
+      iommu: 'vtd',
+      devices: [
+        { bdf: '0000:00:06.0', fn: pciFunctionFromConfig({ config: config(0x56781234), bars: '0:mem32:0x1000' }), driver: 'vfio-test', acs: false },
+        { bdf: '0000:00:06.1', fn: pciFunctionFromConfig({ config: config(0x100e8086), bars: '0:mem32:0x1000' }), driver: 'e1000', acs: false },
+      ],
+      hostDrivers: [{ name: 'e1000', ids: ['8086:100e'] }],
+    });
+    const host = createHost({ platform, plugins: [iommufd(), testDriver(log)] });
+    const p = host.spawn({ uid: 0 });
+    const dev = log.devices.get('0000:00:06.0')!;
+    const ifd = p.open('/dev/iommu');
+    const g = p.open(`/dev/vfio/${dev.group!.id}`);
+    expect(groupStatus(p, g)).toBe(0);
+    p.ioctl(g, VFIO_GROUP_SET_CONTAINER, intArg(ifd));
+    // With an iommufd the ownership claim waits for GET_DEVICE_FD (§1.3).
+    expect(groupStatus(p, g)).toBe(VFIO_GROUP_FLAGS_VIABLE | VFIO_GROUP_FLAGS_CONTAINER_SET);
+    expect(errnoOf(() => p.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cString('0000:00:06.0')))).toBe('EPERM');
+    expect(log.opens).toEqual([]);
+    expect(dev.openCount).toBe(0);
+    p.close(g);
+    // The cdev path claims at BIND, with the same answer.
+    const fd = p.open(`/dev/vfio/devices/${dev.devName}`);
+    expect(errnoOf(() => bindIommufd(p, fd, ifd))).toBe('EPERM');
+    expect(log.opens).toEqual([]);
   });
 
   it('refuses SET_CONTAINER with a file that is neither (EBADFD) and a bad fd (EBADF)', () => {

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { IOMMU_READ, IOMMU_WRITE } from '@vfio-ts/platform';
 import type { IommuDomain } from '@vfio-ts/platform';
 import { IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_READABLE, IOMMU_OPTION_HUGE_PAGES, IOMMU_OPTION_RLIMIT_MODE, iommuIoasMap } from '@vfio-ts/uapi';
+import { SimIommuGroup } from '@vfio-ts/sim';
+import { iommufdContextOf } from '../src/index.js';
 import { FIXED, MiB, PAGE, RW, errnoOf, setup } from './helpers.js';
 import type { Fixture } from './helpers.js';
 
@@ -284,7 +286,7 @@ describe('accesses (emulated devices)', () => {
     const buf = f.buffer(4n * PAGE);
     const iova = f.map(a, buf + 8n, PAGE);
     const acc = f.ctx.createAccess({ unmap: () => undefined });
-    expect(errnoOf(() => acc.attach(a))).toBe('EADDRINUSE');
+    expect(errnoOf(() => { acc.attach(a); })).toBe('EADDRINUSE');
     f.unmap(a, iova, PAGE);
     acc.attach(a);
     expect(f.ranges(a).alignment).toBe(PAGE);
@@ -342,5 +344,62 @@ describe('fork_gone / fork_present', () => {
         expect(f.sub.userLockedPages(1000)).toBe(0);
       }
     }
+  });
+});
+
+describe('attach narrows the IOAS (reserved regions, aperture) — both ways with ALLOW_IOVAS and areas', () => {
+  it('an allowed range or an area over the MSI window or beyond the aperture makes the attach EADDRINUSE, unwound', () => {
+    const f = setup();
+    const a = f.ioasAlloc();
+    f.allow(a, [{ start: 0xfe000000n, last: 0xfeffffffn }]);
+    const group = () => f.device();
+    const d = group();
+    expect(errnoOf(() => f.ctx.attach(d.devId, a))).toBe('EADDRINUSE');
+    expect(d.group.domain).toBeUndefined();
+    expect(f.ctx.objects().map((o) => o.type)).toEqual(['ioas', 'device']);
+    f.allow(a, []);
+    const buf = f.buffer(PAGE);
+    f.map(a, buf, PAGE, { iova: 0xfee00000n });
+    expect(errnoOf(() => f.ctx.attach(d.devId, a))).toBe('EADDRINUSE');
+    // Unpinnable memory elsewhere does not change the answer: the reservation conflict comes first.
+    f.map(a, 1n << 40n, PAGE, { iova: 64n * MiB });
+    expect(errnoOf(() => f.ctx.attach(d.devId, a))).toBe('EADDRINUSE');
+    f.unmap(a, 64n * MiB, PAGE);
+    f.unmap(a, 0xfee00000n, PAGE);
+    f.map(a, buf, PAGE, { iova: 1n << 50n });
+    expect(errnoOf(() => f.ctx.attach(d.devId, a))).toBe('EADDRINUSE');
+    expect(f.sub.userLockedPages(1000)).toBe(0);
+    f.unmap(a, 1n << 50n, PAGE);
+    f.ctx.attach(d.devId, a);
+    // Now the MSI window is reserved: fixed maps there are EINVAL, allowed ranges over it EADDRINUSE.
+    expect(errnoOf(() => f.map(a, buf, PAGE, { iova: 0xfee00000n }))).toBe('EINVAL');
+    expect(errnoOf(() => { f.allow(a, [{ start: 0xfe000000n, last: 0xfeffffffn }]); })).toBe('EADDRINUSE');
+    // Detach gives the space back.
+    f.ctx.detach(d.devId);
+    f.map(a, buf, PAGE, { iova: 0xfee00000n });
+  });
+
+  it('two processes of one user share the per-user locked count; each is held to its own RLIMIT_MEMLOCK', () => {
+    const f = setup({ memlockLimit: 64n * PAGE });
+    const a = f.ioasAlloc();
+    f.device(a);
+    f.map(a, f.buffer(24n * PAGE), 24n * PAGE);
+    const q = f.p.fork();
+    q.setrlimit('memlock', 32n * PAGE);
+    const fd = q.open('/dev/iommu');
+    const ctx = iommufdContextOf(q.file(fd))!;
+    const ioas = ctx.allocIoas();
+    const dev = ctx.bindDevice({ name: 'x', iommuGroup: new SimIommuGroup(300, f.platform.iommu, undefined) });
+    ctx.attach(dev, ioas);
+    const va = q.mmap({ length: 16n * PAGE });
+    // 24 + 16 pages exceed q's 32-page limit although q itself holds nothing yet.
+    expect(errnoOf(() => ctx.mapUser(ctx.ioasTable(ioas), q, va, 16n * PAGE, undefined, 3))).toBe('ENOMEM');
+    ctx.mapUser(ctx.ioasTable(ioas), q, va, 8n * PAGE, undefined, 3);
+    expect(f.sub.userLockedPages(1000)).toBe(32);
+    // The parent's own 64-page limit still has room.
+    f.map(a, f.buffer(16n * PAGE), 16n * PAGE);
+    expect(f.sub.userLockedPages(1000)).toBe(48);
+    q.close(fd);
+    expect(f.sub.userLockedPages(1000)).toBe(40);
   });
 });

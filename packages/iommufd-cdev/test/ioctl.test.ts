@@ -8,6 +8,7 @@ import {
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_GET_HW_INFO,
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_GET_DIRTY_BITMAP,
   IOMMU_HWPT_INVALIDATE,
@@ -254,8 +255,16 @@ describe('/dev/iommu node and file', () => {
     expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, dt))).toBe('EOPNOTSUPP');
     const data = iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: ioas, data_len: 8 });
     expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, data))).toBe('EINVAL');
-    const nested = iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: d.hwptId!, data_type: 1, data_len: 24 });
-    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, nested))).toBe('EOPNOTSUPP');
+    // Nested on an automatic (not NEST_PARENT) HWPT: EINVAL; without user data EOPNOTSUPP; on a real parent the
+    // simulated VT-d has no stage-1 support (EOPNOTSUPP).
+    const nested = (pt: number, len = 24): Uint8Array => iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: pt, data_type: 1, data_len: len });
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, nested(d.hwptId!)))).toBe('EINVAL');
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, iommuHwptAlloc.encode({ size: 48, dev_id: d.devId, pt_id: d.hwptId! })))).toBe('EOPNOTSUPP');
+    const parent = iommuHwptAlloc.encode({ size: 48, flags: IOMMU_HWPT_ALLOC_NEST_PARENT, dev_id: d.devId, pt_id: ioas });
+    f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, parent);
+    const parentId = iommuHwptAlloc.decode(parent).out_hwpt_id;
+    expect(errnoOf(() => f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, nested(parentId)))).toBe('EOPNOTSUPP');
+    f.destroy(parentId);
     // The failures created nothing.
     expect(f.ctx.objects().map((o) => o.type)).toEqual(['ioas', 'device', 'hwpt-paging']);
   });

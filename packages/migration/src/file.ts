@@ -1,7 +1,7 @@
 /**
  * The data fd as a file: a small adapter from a {@link MigrationDataSession} to the shape of the core's file
- * operations (kind, read/write, ioctl, poll, pollWait, release), so the core can install it with
- * `call.installFile(migrationFile(session), file.openFlags)` without this package importing the core.
+ * operations (kind, read/write, ioctl, poll, pollWait, release); the `migration()` plugin installs it with
+ * `call.installFile(migrationFile(session), file.openFlags)`.
  * (Inventory §5 "Data fds": saving files are read-only, resuming files write-only, both O_CLOEXEC.)
  */
 import { SysError, VFIO_MIG_GET_PRECOPY_INFO, vfioPrecopyInfo } from '@vfio-ts/uapi';

@@ -2,7 +2,8 @@
  * @vfio-ts/migration — VFIO migration v2 (inventory §5): the state machine and Linux's next-state walk, the
  * saving and resuming data sessions with a framed, checksummed stream, PRE_COPY accounting, and device DMA dirty
  * logging (range validation and combining, word-wise dirty bitmaps, report windows), plus the
- * VFIO_DEVICE_FEATURE payload handlers the core registers for them.
+ * VFIO_DEVICE_FEATURE payload handlers, the `migration()` host plugin that registers them with the core, and
+ * user-side helpers for the same ioctls.
  * @packageDocumentation
  */
 export {
@@ -26,6 +27,7 @@ export {
   MIG_STREAM_MAGIC,
   MIG_STREAM_VERSION,
   MigRecordKind,
+  StreamDecoder,
   decodeStream,
   encodeRecord,
 } from './stream.js';

@@ -9,7 +9,7 @@ import { SysError, VFIO_DEVICE_STATE_STOP_COPY, VFIO_MIG_GET_PRECOPY_INFO, check
 import type { MigState } from './states.js';
 import { isPreCopyState, isSavingState } from './states.js';
 import type { MigRecord } from './stream.js';
-import { MIG_RECORD_HEADER_SIZE, MIG_RECORD_MAX_PAYLOAD, MigRecordKind, decodeStream, encodeRecord } from './stream.js';
+import { MIG_RECORD_HEADER_SIZE, MIG_RECORD_MAX_PAYLOAD, MigRecordKind, StreamDecoder, encodeRecord } from './stream.js';
 
 /**
  * Where a saving session's bytes come from: the vendor driver's view of its device state. All byte counts are
@@ -348,14 +348,13 @@ export interface ResumedStream {
 export class ResumingSession {
   /** Distinguishes the two session kinds for the core's file wrapper. */
   readonly kind = 'resuming' as const;
-  private readonly chunks: Uint8Array[] = [];
+  private decoder: StreamDecoder;
   private total = 0;
   private ended = false;
-  private readonly tag: string;
   private readonly maxBytes: number;
 
   constructor(options: SessionOptions) {
-    this.tag = options.tag;
+    this.decoder = new StreamDecoder(options.tag);
     this.maxBytes = options.maxResumeBytes ?? 2 ** 30;
   }
 
@@ -369,14 +368,17 @@ export class ResumingSession {
     return this.ended;
   }
 
-  /** write(2): appends a copy of `bytes`; returns its length. ENODEV after the session ended, ENOMEM over the limit. */
+  /**
+   * write(2): takes `bytes` (copied); returns its length. ENODEV after the session ended, ENOMEM over the limit.
+   * Records are checked as they complete, but a bad stream is reported only at RESUMING → STOP, as one EINVAL.
+   */
   write(bytes: Uint8Array): number {
     if (this.ended) throw new SysError('ENODEV', 'migration session has ended');
     if (this.total + bytes.length > this.maxBytes) {
       throw new SysError('ENOMEM', `resume stream over ${this.maxBytes} bytes`);
     }
     if (bytes.length > 0) {
-      this.chunks.push(bytes.slice());
+      this.decoder.push(bytes);
       this.total += bytes.length;
     }
     return bytes.length;
@@ -393,7 +395,7 @@ export class ResumingSession {
    */
   finish(): ResumedStream {
     if (this.ended) throw new SysError('ENODEV', 'migration session has ended');
-    const records = decodeStream(this.chunks, this.tag);
+    const records = this.decoder.finish();
     return {
       records,
       payload(kind?: MigRecord['kind']): Uint8Array {
@@ -412,7 +414,8 @@ export class ResumingSession {
   /** The device left RESUMING: drop the buffered stream; later writes fail with ENODEV. */
   end(): void {
     this.ended = true;
-    this.chunks.length = 0;
+    // Drop everything buffered (a fresh, empty decoder holds nothing).
+    this.decoder = new StreamDecoder('');
     this.total = 0;
   }
 

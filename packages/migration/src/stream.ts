@@ -92,75 +92,117 @@ function invalid(message: string): SysError {
 }
 
 /**
- * Parses a whole stream held in `chunks` (in write order, any segmentation) and checks it: magic, version,
- * kinds, consecutive sequence numbers, CRCs, START first with the expected compatibility tag, END last, no
- * trailing bytes. Throws EINVAL on the first violation (a truncated stream lacks its END). Returns the data
+ * An incremental stream checker: bytes go in as the user writes them (any segmentation); each complete record is
+ * checked at once — magic, version, kind, consecutive sequence numbers, length, CRC, START first with the
+ * expected compatibility tag, nothing after END — and its payload kept. The first violation is remembered and
+ * thrown (EINVAL) by {@link StreamDecoder.finish}, which also requires the stream to be complete. Checking as the
+ * bytes arrive keeps the final RESUMING → STOP step proportional to the last records, not to the whole stream.
+ */
+export class StreamDecoder {
+  private readonly records: MigRecord[] = [];
+  /** Bytes received and not yet consumed (the start of the next header or payload). */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private header: { kind: MigRecordKind; length: number; crc: number; bytes: Uint8Array } | undefined;
+  private seq = 0;
+  private ended = false;
+  private error: SysError | undefined;
+
+  constructor(private readonly expectedTag: string) {}
+
+  /** Feeds bytes; the decoder keeps what it needs (a copy), never a reference to `bytes`. */
+  push(bytes: Uint8Array): void {
+    if (this.error || bytes.length === 0) return;
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    try {
+      this.drain();
+    } catch (e) {
+      this.error = e instanceof SysError ? e : invalid(String(e));
+      this.pending = [];
+      this.pendingBytes = 0;
+      return;
+    }
+    // Leftovers may be views of the caller's buffer: keep a copy of them (less than one record).
+    if (this.pending.length > 0 && this.pending.at(-1) === bytes) this.pending[this.pending.length - 1] = bytes.slice();
+  }
+
+  /** The data records (INITIAL, DIRTY, FINAL) of a complete, valid stream; EINVAL otherwise. */
+  finish(): MigRecord[] {
+    if (this.error) throw this.error;
+    if (this.header) throw invalid(`truncated payload of record ${this.seq}`);
+    if (this.pendingBytes > 0) throw invalid(`truncated header of record ${this.seq}`);
+    if (this.seq === 0) throw invalid('empty stream');
+    if (!this.ended) throw invalid('stream ends without END (truncated)');
+    return this.records;
+  }
+
+  /** Takes `n` pending bytes as one new array. */
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.pending[0]!;
+      const k = Math.min(head.length, n - filled);
+      out.set(head.subarray(0, k), filled);
+      filled += k;
+      if (k === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(k);
+    }
+    this.pendingBytes -= n;
+    return out;
+  }
+
+  private drain(): void {
+    for (;;) {
+      if (!this.header) {
+        if (this.pendingBytes === 0) return;
+        if (this.ended) throw invalid(`${this.pendingBytes} bytes after END`);
+        if (this.pendingBytes < MIG_RECORD_HEADER_SIZE) return;
+        const bytes = this.take(MIG_RECORD_HEADER_SIZE);
+        const hv = new DataView(bytes.buffer);
+        const seq = this.seq;
+        if (hv.getUint32(0, true) !== MIG_STREAM_MAGIC) throw invalid(`bad magic in record ${seq}`);
+        if (hv.getUint16(4, true) !== MIG_STREAM_VERSION) throw invalid(`unsupported version ${hv.getUint16(4, true)}`);
+        const kind = hv.getUint16(6, true);
+        const rseq = hv.getUint32(8, true);
+        const length = hv.getUint32(12, true);
+        if (!isKind(kind)) throw invalid(`unknown record kind ${kind}`);
+        if (rseq !== seq) throw invalid(`record ${rseq} where ${seq} was expected`);
+        if (hv.getUint32(16, true) !== 0) throw invalid(`reserved bits set in record ${seq}`);
+        if (length > MIG_RECORD_MAX_PAYLOAD) throw invalid(`record ${seq} claims ${length} bytes`);
+        this.header = { kind, length, crc: hv.getUint32(20, true), bytes };
+      }
+      const { kind, length, crc, bytes } = this.header;
+      if (this.pendingBytes < length) return;
+      const payload = this.take(length);
+      const seq = this.seq;
+      if (recordCrc(bytes.subarray(0, 20), payload) !== crc) throw invalid(`CRC mismatch in record ${seq}`);
+      if (seq === 0) {
+        if (kind !== MigRecordKind.START) throw invalid('stream does not begin with START');
+        const tag = new TextDecoder('utf-8', { fatal: false }).decode(payload);
+        if (tag !== this.expectedTag) throw invalid(`stream from device "${tag}" cannot be loaded into "${this.expectedTag}"`);
+      } else if (kind === MigRecordKind.START) {
+        throw invalid(`second START at record ${seq}`);
+      } else if (kind === MigRecordKind.END) {
+        if (length !== 0) throw invalid('END record with a payload');
+        this.ended = true;
+      } else {
+        this.records.push({ kind, seq, payload });
+      }
+      this.header = undefined;
+      this.seq++;
+    }
+  }
+}
+
+/**
+ * Parses a whole stream held in `chunks` (in write order, any segmentation) and checks it with a
+ * {@link StreamDecoder}: EINVAL on the first violation (a truncated stream lacks its END). Returns the data
  * records (INITIAL, DIRTY, FINAL) in order.
  */
 export function decodeStream(chunks: readonly Uint8Array[], expectedTag: string): MigRecord[] {
-  const reader = new ChunkReader(chunks);
-  const records: MigRecord[] = [];
-  const header = new Uint8Array(MIG_RECORD_HEADER_SIZE);
-  const hv = new DataView(header.buffer);
-  let seq = 0;
-  let ended = false;
-  while (reader.remaining > 0) {
-    if (ended) throw invalid(`${reader.remaining} bytes after END`);
-    if (reader.remaining < MIG_RECORD_HEADER_SIZE) throw invalid(`truncated header of record ${seq}`);
-    reader.read(header);
-    if (hv.getUint32(0, true) !== MIG_STREAM_MAGIC) throw invalid(`bad magic in record ${seq}`);
-    if (hv.getUint16(4, true) !== MIG_STREAM_VERSION) throw invalid(`unsupported version ${hv.getUint16(4, true)}`);
-    const kind = hv.getUint16(6, true);
-    const rseq = hv.getUint32(8, true);
-    const length = hv.getUint32(12, true);
-    if (!isKind(kind)) throw invalid(`unknown record kind ${kind}`);
-    if (rseq !== seq) throw invalid(`record ${rseq} where ${seq} was expected`);
-    if (hv.getUint32(16, true) !== 0) throw invalid(`reserved bits set in record ${seq}`);
-    if (length > MIG_RECORD_MAX_PAYLOAD) throw invalid(`record ${seq} claims ${length} bytes`);
-    if (reader.remaining < length) throw invalid(`truncated payload of record ${seq}`);
-    const payload = new Uint8Array(length);
-    reader.read(payload);
-    if (recordCrc(header.subarray(0, 20), payload) !== hv.getUint32(20, true)) throw invalid(`CRC mismatch in record ${seq}`);
-    if (seq === 0) {
-      if (kind !== MigRecordKind.START) throw invalid('stream does not begin with START');
-      const tag = new TextDecoder('utf-8', { fatal: false }).decode(payload);
-      if (tag !== expectedTag) throw invalid(`stream from device "${tag}" cannot be loaded into "${expectedTag}"`);
-    } else if (kind === MigRecordKind.START) {
-      throw invalid(`second START at record ${seq}`);
-    } else if (kind === MigRecordKind.END) {
-      if (length !== 0) throw invalid('END record with a payload');
-      ended = true;
-    } else {
-      records.push({ kind, seq, payload });
-    }
-    seq++;
-  }
-  if (seq === 0) throw invalid('empty stream');
-  if (!ended) throw invalid('stream ends without END (truncated)');
-  return records;
-}
-
-/** Sequential reads across a list of chunks without concatenating them. */
-class ChunkReader {
-  private index = 0;
-  private offset = 0;
-  remaining: number;
-  constructor(private readonly chunks: readonly Uint8Array[]) {
-    this.remaining = chunks.reduce((n, c) => n + c.length, 0);
-  }
-  read(into: Uint8Array): void {
-    let filled = 0;
-    while (filled < into.length) {
-      const chunk = this.chunks[this.index]!;
-      const n = Math.min(chunk.length - this.offset, into.length - filled);
-      into.set(chunk.subarray(this.offset, this.offset + n), filled);
-      filled += n;
-      this.offset += n;
-      if (this.offset === chunk.length) {
-        this.index++;
-        this.offset = 0;
-      }
-    }
-    this.remaining -= into.length;
-  }
+  const decoder = new StreamDecoder(expectedTag);
+  for (const c of chunks) decoder.push(c);
+  return decoder.finish();
 }

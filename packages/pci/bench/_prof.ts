@@ -16,7 +16,7 @@ const cmd = p.pread(device, 2, configOffset + 4n);
 p.pwrite(device, new Uint8Array([cmd[0]! | 0x2, cmd[1]!]), configOffset + 4n);
 const which = process.argv[2] ?? 'both';
 let sink = 0;
-const N = 2_000_000;
+const N = Number(process.argv[3] ?? 2_000_000);
 for (const w of ['config', 'bar']) {
   if (which !== 'both' && which !== w) continue;
   const off = w === 'config' ? configOffset : bar0;

@@ -117,6 +117,13 @@ export interface PciFunctionFromConfigOptions {
 
 const BAR_TYPES = ['mem32', 'mem64', 'mem32-pref', 'mem64-pref', 'io'] as const;
 
+/**
+ * Bytes of the AER capability after its header up to the Root Error Command register: status, mask, severity,
+ * control and header log are sticky (RW1CS/RWS/ROS, PCIe r6.0 §7.8.4), so FLR, a hot reset and the D3hot→D0 soft
+ * reset leave them alone.
+ */
+const AER_STICKY = [0x04, 0x2c] as const;
+
 function parseSize(text: string): bigint {
   const m = /^(0x[0-9a-f]+|\d+)([kmgt]?)$/i.exec(text.trim());
   if (!m) throw sysError('EINVAL', `bad size '${text}'`);
@@ -209,6 +216,8 @@ export class ConfigSpaceFunction implements PciFunction {
   readonly configSize: number;
   private readonly cfg: Uint8Array;
   private readonly powerOn: Uint8Array;
+  /** [start, end) byte ranges a reset keeps (sticky registers). */
+  private readonly sticky: [number, number][] = [];
   private readonly wmask: Uint8Array;
   private readonly w1cmask: Uint8Array;
   private readonly barRam: (SparseRam | undefined)[] = [];
@@ -317,9 +326,12 @@ export class ConfigSpaceFunction implements PciFunction {
         ? { index: i, type: b.type, prefetchable: b.prefetchable, size: b.size }
         : { index: i, type: 'mem32', prefetchable: false, size: 0n };
     });
-    // Power-on state: every writable bit clear (BARs unassigned, decoding off), status bits clear.
+    // Power-on state: every writable bit clear (BARs unassigned, decoding off), status bits clear; sticky registers
+    // are not reset at all.
     this.powerOn = new Uint8Array(4096);
     for (let i = 0; i < 4096; i++) this.powerOn[i] = this.cfg[i]! & ~this.wmask[i]! & ~this.w1cmask[i]!;
+    const aer = findExtCapability(read, this.configSize, PCI.EXT_CAP_ID_ERR);
+    if (aer) this.sticky.push([aer + AER_STICKY[0], aer + AER_STICKY[1]]);
   }
 
   private copyMask(m: Uint8Array): Uint8Array {
@@ -464,7 +476,11 @@ export class ConfigSpaceFunction implements PciFunction {
   }
 
   reset(kind: 'flr' | 'pm' | 'bus'): void {
+    const kept = this.sticky.map(([start, end]) => this.cfg.slice(start, end));
     this.cfg.set(this.powerOn);
+    this.sticky.forEach(([start], i) => {
+      this.cfg.set(kept[i]!, start);
+    });
     this.resets.push(kind);
     this.onReset?.(kind);
   }

@@ -153,6 +153,33 @@ describe('pinning', () => {
     expectErrno(() => mm.pin(va + 1n, 1, { write: false }), 'EINVAL');
   });
 
+  it('4K pin counts hold across many frames and repeated pin/unpin cycles; reused frames start unpinned', () => {
+    const { p, mm } = setup();
+    const pages = 2500; // more frames than the pin table's first allocation, so it grows
+    const va = mm.mmapAnonymous(BigInt(pages) * 4096n);
+    const runs = mm.pin(va, pages, { write: true });
+    expect(runs.length).toBe(pages);
+    for (let cycle = 0; cycle < 2; cycle++) {
+      for (const r of runs) mm.unpin(r.pfn, 1);
+      expect(runs.every((r) => p.memory.pinCountN(Number(r.pfn)) === 0)).toBe(true);
+      mm.pin(va, pages, { write: true });
+    }
+    expect(runs.every((r) => p.memory.pinCount(r.pfn) === 1)).toBe(true);
+    // An unpin of an unpinned frame never goes negative.
+    mm.unpin(runs[0]!.pfn, 1);
+    mm.unpin(runs[0]!.pfn, 1);
+    expect(p.memory.pinCount(runs[0]!.pfn)).toBe(0);
+    // Pinned frames outlive munmap; the last unpin frees them and a new mapping reuses them unpinned.
+    mm.munmap(va, BigInt(pages) * 4096n);
+    expect(p.memory.allocatedPages).toBe(pages - 1);
+    for (const r of runs.slice(1)) mm.unpin(r.pfn, 1);
+    expect(p.memory.allocatedPages).toBe(0);
+    const vb = mm.mmapAnonymous(4096n);
+    const [again] = mm.pin(vb, 1, { write: false });
+    expect(runs.some((r) => r.pfn === again!.pfn)).toBe(true);
+    expect(p.memory.pinCount(again!.pfn)).toBe(1);
+  });
+
   it('pinned pages outlive munmap and are freed by the last unpin', () => {
     const { p, mm } = setup();
     const va = mm.mmapAnonymous(8192n);

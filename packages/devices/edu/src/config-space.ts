@@ -51,6 +51,13 @@ export class ConfigSpace {
    */
   read(offset: number, size: ConfigAccessSize): number {
     ConfigSpace.check(offset, size);
+    const b = this.bytes;
+    // Inside the implemented space: the bytes themselves (alignment does not matter, reads have no side effects).
+    if (offset + size <= this.size) {
+      if (size === 4) return (b[offset]! | (b[offset + 1]! << 8) | (b[offset + 2]! << 16) | (b[offset + 3]! << 24)) >>> 0;
+      if (size === 2) return b[offset]! | (b[offset + 1]! << 8);
+      return b[offset]!;
+    }
     let value = 0;
     for (let i = size - 1; i >= 0; i--) {
       const at = offset + i;

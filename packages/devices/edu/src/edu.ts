@@ -94,6 +94,10 @@ export interface EduFunction extends PciFunction {
 const U64 = (1n << 64n) - 1n;
 const U32 = 0xffff_ffffn;
 const MSI = EDU_MSI_CAP_OFFSET;
+const BAR0_BYTES = Number(EDU_BAR0_SIZE);
+const DMA_BUFFER_START = Number(EDU_DMA_BUFFER_ADDR);
+/** Which 32-bit half of a 64-bit array element holds the low bits (host byte order). */
+const LO_HALF = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
 function checkDelay(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -124,6 +128,9 @@ class EduDevice implements EduFunction {
   private dmaCount = 0n;
   private dmaCmd = 0n;
   private readonly buffer = new Uint8Array(EDU_DMA_BUFFER_SIZE);
+  /** Scratch to read a (range-checked) bigint BAR offset as a number without bigint arithmetic. */
+  private readonly offScratch = new BigUint64Array(1);
+  private readonly offHalves = new Uint32Array(this.offScratch.buffer);
   private factorialTimer: { cancel(): void } | undefined;
   private dmaTimer: { cancel(): void } | undefined;
   /** Level the device drives internally; the pin itself is gated by COMMAND.INTX_DISABLE. */
@@ -216,10 +223,17 @@ class EduDevice implements EduFunction {
   private checkBarAccess(bar: number, offset: bigint, length: number): number {
     if (bar !== 0) throw sysError('EINVAL', `edu: BAR${bar} is not implemented`);
     if (!Number.isInteger(length) || length < 0) throw sysError('EINVAL', `edu: bad access length ${length}`);
-    if (offset < 0n || offset + BigInt(length) > EDU_BAR0_SIZE) {
-      throw sysError('EINVAL', `edu: access 0x${offset.toString(16)}+${length} outside BAR0`);
-    }
-    return Number(offset);
+    // Two comparisons and one 64-bit store instead of bigint arithmetic: a valid offset is below 1 MiB, so its
+    // low 32-bit half is the whole value.
+    if (offset < 0n || offset > EDU_BAR0_SIZE) throw this.outsideBar0(offset, length);
+    this.offScratch[0] = offset;
+    const base = this.offHalves[LO_HALF]!;
+    if (base + length > BAR0_BYTES) throw this.outsideBar0(offset, length);
+    return base;
+  }
+
+  private outsideBar0(offset: bigint, length: number): Error {
+    return sysError('EINVAL', `edu: access 0x${offset.toString(16)}+${length} outside BAR0`);
   }
 
   /**
@@ -235,20 +249,27 @@ class EduDevice implements EduFunction {
 
   barRead(bar: number, offset: bigint, length: number): Uint8Array {
     const base = this.checkBarAccess(bar, offset, length);
-    const out = new Uint8Array(length).fill(0xff);
+    const out = new Uint8Array(length);
     // A function with memory decoding off does not claim the access: the host reads all-ones.
-    if ((this.command() & PCI_COMMAND_MEMORY) === 0) return out;
+    if ((this.command() & PCI_COMMAND_MEMORY) === 0) return out.fill(0xff);
     for (let pos = 0; pos < length; ) {
       const size = EduDevice.chunk(base + pos, length - pos);
       const at = base + pos;
       if (this.inMmioBuffer(at, size)) {
-        const from = at - Number(EDU_DMA_BUFFER_ADDR);
-        out.set(this.buffer.subarray(from, from + size), pos);
+        // Byte copies: the pieces are at most 8 bytes, not worth a subarray and a bulk copy.
+        const from = at - DMA_BUFFER_START;
+        for (let i = 0; i < size; i++) out[pos + i] = this.buffer[from + i]!;
+      } else if (size === 8) {
+        let v = this.mmioRead64(at);
+        for (let i = 0; i < 8; i++) {
+          out[pos + i] = Number(v & 0xffn);
+          v >>= 8n;
+        }
       } else {
         let v = this.mmioRead(at, size);
         for (let i = 0; i < size; i++) {
-          out[pos + i] = Number(v & 0xffn);
-          v >>= 8n;
+          out[pos + i] = v & 0xff;
+          v >>>= 8;
         }
       }
       pos += size;
@@ -263,19 +284,22 @@ class EduDevice implements EduFunction {
       const size = EduDevice.chunk(base + pos, data.length - pos);
       const at = base + pos;
       if (this.inMmioBuffer(at, size)) {
-        this.buffer.set(data.subarray(pos, pos + size), at - Number(EDU_DMA_BUFFER_ADDR));
+        const to = at - DMA_BUFFER_START;
+        for (let i = 0; i < size; i++) this.buffer[to + i] = data[pos + i]!;
       } else {
-        let v = 0n;
-        for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(data[pos + i]!);
-        this.mmioWrite(at, size, v);
+        // Little-endian halves as numbers; only the 64-bit DMA registers need a bigint.
+        let lo = 0;
+        let hi = 0;
+        for (let i = Math.min(size, 4) - 1; i >= 0; i--) lo = lo * 256 + data[pos + i]!;
+        for (let i = size - 1; i >= 4; i--) hi = hi * 256 + data[pos + i]!;
+        this.mmioWrite(at, size, lo, hi);
       }
       pos += size;
     }
   }
 
   private inMmioBuffer(at: number, size: number): boolean {
-    const start = Number(EDU_DMA_BUFFER_ADDR);
-    return this.mmioDmaBuffer && at >= start && at + size <= start + EDU_DMA_BUFFER_SIZE;
+    return this.mmioDmaBuffer && at >= DMA_BUFFER_START && at + size <= DMA_BUFFER_START + EDU_DMA_BUFFER_SIZE;
   }
 
   /** edu.c's access rules: 4 bytes below 0x80, 4 or 8 from 0x80; anything else reads all-ones. */
@@ -285,9 +309,38 @@ class EduDevice implements EduFunction {
     return addr >= 0x80 || size === 4;
   }
 
-  private mmioRead(addr: number, size: 1 | 2 | 4 | 8): bigint {
-    const ones = size === 8 ? U64 : (1n << BigInt(8 * size)) - 1n;
-    if (!EduDevice.validAccess(addr, size)) return ones;
+  /** A 1-, 2- or 4-byte register read (only 4-byte ones are valid), as an unsigned number. */
+  private mmioRead(addr: number, size: 1 | 2 | 4): number {
+    if (size !== 4 || !EduDevice.validAccess(addr, size)) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    switch (addr) {
+      case EDU_REG.ID:
+        return EDU_ID_VALUE;
+      case EDU_REG.LIVENESS:
+        return this.liveness >>> 0;
+      case EDU_REG.FACTORIAL:
+        return this.factorial >>> 0;
+      case EDU_REG.STATUS:
+        return this.status >>> 0;
+      case EDU_REG.IRQ_STATUS:
+        return this.irqStatus >>> 0;
+      // The low halves of the 64-bit DMA registers.
+      case EDU_REG.DMA_SRC:
+        return Number(this.dmaSrc & U32);
+      case EDU_REG.DMA_DST:
+        return Number(this.dmaDst & U32);
+      case EDU_REG.DMA_COUNT:
+        return Number(this.dmaCount & U32);
+      case EDU_REG.DMA_CMD:
+        return Number(this.dmaCmd & U32);
+      default:
+        // Unimplemented offsets, write-only registers and the upper halves of the 64-bit registers.
+        return 0xffffffff;
+    }
+  }
+
+  /** An 8-byte register read (valid from 0x80 on). */
+  private mmioRead64(addr: number): bigint {
+    if (!EduDevice.validAccess(addr, 8)) return U64;
     let v: bigint;
     switch (addr) {
       case EDU_REG.ID:
@@ -318,15 +371,15 @@ class EduDevice implements EduFunction {
         v = this.dmaCmd;
         break;
       default:
-        // Unimplemented offsets, write-only registers and the upper halves of the 64-bit registers.
-        return ones;
+        return U64;
     }
-    return v & ones;
+    return v & U64;
   }
 
-  private mmioWrite(addr: number, size: 1 | 2 | 4 | 8, value: bigint): void {
+  /** A register write of `size` bytes whose value is `hi * 2^32 + lo` (hi is 0 below 8 bytes). */
+  private mmioWrite(addr: number, size: 1 | 2 | 4 | 8, lo: number, hi: number): void {
     if (!EduDevice.validAccess(addr, size)) return;
-    const v32 = Number(value & U32);
+    const v32 = lo;
     switch (addr) {
       case EDU_REG.LIVENESS:
         this.liveness = ~v32 >>> 0;
@@ -351,18 +404,20 @@ class EduDevice implements EduFunction {
         break;
       case EDU_REG.DMA_SRC:
       case EDU_REG.DMA_DST:
-      case EDU_REG.DMA_COUNT:
+      case EDU_REG.DMA_COUNT: {
         // The DMA registers are frozen while a transfer runs (edu.c dma_rw). A 4-byte write stores the
         // zero-extended value: the upper half of a 64-bit register is not separately addressable.
         if (this.dmaCmd & BigInt(EDU_DMA_CMD.START)) break;
+        const value = (BigInt(hi) << 32n) | BigInt(lo);
         if (addr === EDU_REG.DMA_SRC) this.dmaSrc = value;
         else if (addr === EDU_REG.DMA_DST) this.dmaDst = value;
         else this.dmaCount = value;
         break;
+      }
       case EDU_REG.DMA_CMD:
-        if (!(value & BigInt(EDU_DMA_CMD.START))) break;
+        if (!(lo & EDU_DMA_CMD.START)) break;
         if (this.dmaCmd & BigInt(EDU_DMA_CMD.START)) break;
-        this.dmaCmd = value;
+        this.dmaCmd = (BigInt(hi) << 32n) | BigInt(lo);
         this.scheduleDma();
         break;
       default:

@@ -59,7 +59,11 @@ function initDevice(dev: VfioPciCoreDevice, options: MigratableDriverOptions): M
     throw new SysError('ENODEV', `${dev.pdev.bdf} is not the migratable sample device`);
   }
   const model = fn as MigratableFunction;
-  const migration = new MigrationStateMachine(migratableMigrationDriver(model), {
+  const wake = (): void => {
+    const session = migration.session;
+    if (session?.kind === 'saving') session.notify();
+  };
+  const migration: MigrationStateMachine = new MigrationStateMachine(migratableMigrationDriver(model, wake), {
     tag: migratableTag(model),
     maxRecordPayload: MIGRATABLE_RECORD_PAYLOAD,
     // Room for the whole BAR and its framing.

@@ -102,11 +102,14 @@ class DeviceSaver implements SavingSource {
   constructor(
     private readonly fn: MigratableFunction,
     private readonly precopy: boolean,
+    notify: () => void,
   ) {
     this.initial = precopy ? fn.pageIndexes() : [];
     if (precopy) {
       fn.onMemoryWrite = (first, count) => {
         this.dirty.setPages(first, count);
+        // New dirty data: wake whoever polls the data fd.
+        notify();
       };
     }
   }
@@ -140,30 +143,32 @@ class DeviceSaver implements SavingSource {
     return join(memEntryParts(take, this.pageOf));
   }
 
-  *finalState(): Generator<Uint8Array | readonly Uint8Array[]> {
-    // The device is quiesced: nothing but the user's own BAR writes can change memory now, and those copy.
+  finalState(): Iterable<Uint8Array | readonly Uint8Array[]> {
+    // Captured now, when the device enters STOP_COPY (it is quiesced): later user writes to BAR memory copy the
+    // page first, so the stream is the state at this moment however late it is read.
     this.fn.onMemoryWrite = undefined;
     const registers = this.fn.saveRegisters();
-    const snapshot = this.fn.snapshotPages();
     let pages: [number, Uint8Array][];
     if (!this.precopy) {
-      pages = snapshot;
+      pages = this.fn.snapshotPages();
     } else {
-      const wanted = new Set(this.initial);
-      for (const i of this.dirty.pages()) wanted.add(i);
-      const present = new Map(snapshot);
-      pages = [...wanted].sort((a, b) => a - b).map((i) => [i, present.get(i) ?? ZERO_PAGE]);
+      // Only what pre-copy did not hand over yet: unsent initial pages and pages written since.
+      const wanted = [...this.initial, ...this.dirty.pages()];
+      const present = new Map(this.fn.snapshotPages(wanted));
+      pages = [...new Set(wanted)].sort((a, b) => a - b).map((i) => [i, present.get(i) ?? ZERO_PAGE]);
     }
     this.initial = [];
-    for (let at = 0; at < pages.length; at += PAGES_PER_RECORD) {
-      const slice = pages.slice(at, at + PAGES_PER_RECORD);
-      const byIndex = new Map(slice);
-      yield memEntryParts(
-        slice.map(([i]) => i),
-        (i) => byIndex.get(i)!,
-      );
-    }
-    yield regsEntry(registers);
+    return (function* records(): Generator<Uint8Array | readonly Uint8Array[]> {
+      for (let at = 0; at < pages.length; at += PAGES_PER_RECORD) {
+        const slice = pages.slice(at, at + PAGES_PER_RECORD);
+        const byIndex = new Map(slice);
+        yield memEntryParts(
+          slice.map(([i]) => i),
+          (i) => byIndex.get(i)!,
+        );
+      }
+      yield regsEntry(registers);
+    })();
   }
 
   release(): void {
@@ -212,9 +217,10 @@ export function parseDeviceStream(stream: ResumedStream, memorySize: number): { 
 /**
  * The device's {@link MigrationDriver}: quiesces the model in STOP, STOP_COPY and RESUMING and runs it in the
  * other states (the device does no P2P, so RUNNING_P2P and PRE_COPY_P2P run it too), opens a {@link DeviceSaver}
- * on the arcs that enter the saving group, and loads a validated stream at RESUMING → STOP.
+ * on the arcs that enter the saving group, and loads a validated stream at RESUMING → STOP. `notify` is called
+ * when the device dirties memory during pre-copy (pass the saving session's `notify` to wake pollers).
  */
-export function migratableMigrationDriver(fn: MigratableFunction): MigrationDriver {
+export function migratableMigrationDriver(fn: MigratableFunction, notify: () => void = () => undefined): MigrationDriver {
   return {
     migrationFlags: MIGRATABLE_MIGRATION_FLAGS,
     setState(arc: MigrationArcRequest): SavingSource | void {
@@ -230,11 +236,11 @@ export function migratableMigrationDriver(fn: MigratableFunction): MigrationDriv
       }
       if (stopped) fn.quiesce();
       else fn.resume();
-      if (arc.to === VFIO_DEVICE_STATE_STOP_COPY && arc.from === VFIO_DEVICE_STATE_STOP) return new DeviceSaver(fn, false);
+      if (arc.to === VFIO_DEVICE_STATE_STOP_COPY && arc.from === VFIO_DEVICE_STATE_STOP) return new DeviceSaver(fn, false, notify);
       const entersPrecopy =
         (arc.to === VFIO_DEVICE_STATE_PRE_COPY && arc.from === VFIO_DEVICE_STATE_RUNNING) ||
         (arc.to === VFIO_DEVICE_STATE_PRE_COPY_P2P && arc.from === VFIO_DEVICE_STATE_RUNNING_P2P);
-      if (entersPrecopy) return new DeviceSaver(fn, true);
+      if (entersPrecopy) return new DeviceSaver(fn, true, notify);
       return undefined;
     },
     dataSize: () => memEntryBytes(fn.pageIndexes().length) + ENTRY_HEADER + STATE_BLOB_SIZE,

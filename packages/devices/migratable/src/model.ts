@@ -53,10 +53,11 @@ export interface MigratableFunction extends PciFunction {
   /** Page `index` of BAR2 memory (a view; undefined when never written). */
   page(index: number): Uint8Array | undefined;
   /**
-   * Marks the current pages as shared with a saving snapshot: a later write to one of them copies it first, so
-   * the snapshot's views never change. Returns the snapshot as `[index, page]` pairs, ascending.
+   * Marks the current pages (all, or those of `indexes`) as shared with a saving snapshot: a later write to one
+   * of them copies it first, so the snapshot's views never change. Returns the snapshot as `[index, page]` pairs,
+   * ascending; with `indexes`, pages never written are left out.
    */
-  snapshotPages(): [number, Uint8Array][];
+  snapshotPages(indexes?: Iterable<number>): [number, Uint8Array][];
   /** Drops the copy-on-write marks of {@link snapshotPages}. */
   releaseSnapshot(): void;
   /** The device's registers, DMA engine and interrupt state as bytes (see {@link STATE_BLOB_SIZE}). */
@@ -485,10 +486,12 @@ class Model implements MigratableFunction {
     return this.pages.get(index);
   }
 
-  snapshotPages(): [number, Uint8Array][] {
+  snapshotPages(indexes?: Iterable<number>): [number, Uint8Array][] {
     const out: [number, Uint8Array][] = [];
-    for (const index of this.pageIndexes()) {
-      const page = this.pages.get(index)!;
+    const wanted = indexes ? [...new Set(indexes)].sort((a, b) => a - b) : this.pageIndexes();
+    for (const index of wanted) {
+      const page = this.pages.get(index);
+      if (!page) continue;
       this.shared.add(page);
       out.push([index, page]);
     }

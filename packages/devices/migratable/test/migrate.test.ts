@@ -5,6 +5,7 @@
  * corrupted or truncated stream fails RESUMING → STOP and the destination never runs half-loaded.
  */
 import fc from 'fast-check';
+import { POLLIN } from '@vfio-ts/core';
 import {
   getDeviceState,
   getMigrationDataSize,
@@ -178,11 +179,15 @@ describe('live migration of a device mid-work between two hosts', () => {
     expect(firstDifference(ramOf(dst), ramOf(control))).toBe('same');
   });
 
-  it('a BAR write while the source is in STOP_COPY does not change the stream already being read', () => {
+  it('the stream is the state at STOP_COPY: later BAR and register writes do not reach it', () => {
     const src = machine();
     const dst = machine();
     src.p.pwrite(src.device, pattern(0x2000, 5), 2n << REGION_SHIFT);
+    src.setReg(MIG_REG.SCRATCH, 1);
     const out = setDeviceState(src.p, src.device, VFIO_DEVICE_STATE_STOP_COPY);
+    // Before anything is read, and again after the first bytes: neither write reaches the stream.
+    src.p.pwrite(src.device, new Uint8Array(0x1000), 2n << REGION_SHIFT);
+    src.setReg(MIG_REG.SCRATCH, 2);
     const first = src.p.read(out, 100);
     src.p.pwrite(src.device, new Uint8Array(0x2000), 2n << REGION_SHIFT);
     const into = setDeviceState(dst.p, dst.device, VFIO_DEVICE_STATE_RESUMING);
@@ -190,6 +195,24 @@ describe('live migration of a device mid-work between two hosts', () => {
     for (const c of drain(src.p, out)) dst.p.write(into, c);
     setDeviceState(dst.p, dst.device, VFIO_DEVICE_STATE_RUNNING);
     expect(firstDifference(bar2(dst).subarray(0, 0x2000), pattern(0x2000, 5))).toBe('same');
+    expect(dst.reg(MIG_REG.SCRATCH)).toBe(1);
+  });
+});
+
+describe('the saving fd in PRE_COPY', () => {
+  it('is not readable once drained, and a poll wakes when the running device dirties memory', async () => {
+    const m = machine();
+    m.p.pwrite(m.device, pattern(0x3000, 1), 2n << REGION_SHIFT);
+    const out = setDeviceState(m.p, m.device, VFIO_DEVICE_STATE_PRE_COPY);
+    drain(m.p, out);
+    expect(errnoOf(() => m.p.read(out, 10))).toBe('ENOMSG');
+    expect(await m.p.poll([{ fd: out, events: POLLIN }], 0)).toEqual([{ fd: out, revents: 0 }]);
+    // The clock is manual: only the device's write can end this wait.
+    const waiting = m.p.poll([{ fd: out, events: POLLIN }], 1000);
+    m.p.pwrite(m.device, Uint8Array.of(1), (2n << REGION_SHIFT) + 0x5000n);
+    expect((await waiting)[0]!.revents & POLLIN).toBe(POLLIN);
+    expect(getPrecopyInfo(m.p, out).dirtyBytes).toBeGreaterThan(4096);
+    expect(drain(m.p, out).length).toBeGreaterThan(0);
   });
 });
 

@@ -117,22 +117,34 @@ interface Perm {
   readonly write: WriteFn | undefined;
 }
 
-const EMPTY_BITS: PermBits = { virt: new Uint8Array(0), write: new Uint8Array(0) };
 
 function widthMask(count: number): number {
   return count === 4 ? 0xffffffff : (1 << (count * 8)) - 1;
 }
 
 function getLE(buf: Uint8Array, offset: number, count: number): number {
+  // The common dword inside the buffer without the per-byte bounds handling below.
+  if (count === 4 && offset >= 0 && offset + 4 <= buf.length) {
+    return (buf[offset]! | (buf[offset + 1]! << 8) | (buf[offset + 2]! << 16) | (buf[offset + 3]! << 24)) >>> 0;
+  }
   let v = 0;
   for (let i = count - 1; i >= 0; i--) v = v * 256 + (buf[offset + i] ?? 0);
   return v;
+}
+
+/** A 1/2/4-byte little-endian value from a view the piece is known to lie inside (one inlined load). */
+function viewLE(view: DataView, offset: number, count: number): number {
+  return count === 4 ? view.getUint32(offset, true) : count === 2 ? view.getUint16(offset, true) : view.getUint8(offset);
 }
 
 function setLE(buf: Uint8Array, offset: number, count: number, value: number): void {
   for (let i = 0; i < count; i++) {
     if (offset + i < buf.length) buf[offset + i] = (value >>> (8 * i)) & 0xff;
   }
+}
+
+function bit(word: number, b: number): boolean {
+  return (word & b) !== 0;
 }
 
 function isBarOffset(offset: number): boolean {
@@ -178,6 +190,21 @@ export class VfioPciConfig {
   readonly #rawPerm: Perm;
   readonly #virtPerm: Perm;
   #msiPerm: Perm | undefined;
+  /**
+   * Per config byte, worked out once after the map is built (neither the map nor the permission tables change
+   * afterwards): the handler set owning the byte, the start of its capability (the piece's offset base), and how
+   * many bytes from it up to the end of its dword keep the same map byte (the longest piece starting there).
+   */
+  #permAt: Perm[] = [];
+  #startAt: Uint16Array = new Uint16Array(0);
+  #runAt: Uint8Array = new Uint8Array(0);
+  /**
+   * The owning capability's permission bits laid out at absolute config offsets (0 where a table is shorter than
+   * its capability), so a piece's masks are one aligned load; and a view of vconfig for the same reason.
+   */
+  #virtView: DataView = new DataView(new ArrayBuffer(0));
+  #writeView: DataView = new DataView(new ArrayBuffer(0));
+  readonly #vconfigView: DataView;
   #bardirty = true;
   #extendedCaps = false;
   #msiQmax = 0;
@@ -192,6 +219,7 @@ export class VfioPciConfig {
     this.#shadowRomSize = BigInt(options.shadowRomSize ?? 0);
     this.size = options.configSize ?? this.#probeConfigSize();
     this.#vconfig = new Uint8Array(this.size);
+    this.#vconfigView = new DataView(this.#vconfig.buffer);
     this.#map = new Uint8Array(this.size);
 
     this.#directPerm = { bits: undefined, read: this.#directRead, write: undefined };
@@ -199,6 +227,7 @@ export class VfioPciConfig {
     this.#virtPerm = { bits: undefined, read: this.#virtRead, write: this.#virtWrite };
     this.#buildPermTables();
     this.#init(options);
+    this.#buildAccessTables();
   }
 
   // ---------------------------------------------------------------- public access (the CONFIG region)
@@ -210,11 +239,16 @@ export class VfioPciConfig {
   readBytes(offset: number, length: number): Uint8Array {
     this.#checkRange(offset, length);
     const out = new Uint8Array(length);
+    const end = offset + length;
     let pos = offset;
-    while (pos < offset + length) {
-      const count = this.#chunk(pos, offset + length - pos);
-      const value = this.#access(pos, count, undefined);
-      setLE(out, pos - offset, count, value);
+    while (pos < end) {
+      const count = this.#chunk(pos, end - pos);
+      let value = this.#access(pos, count, undefined);
+      // `out` holds exactly the range, so every byte index is in bounds.
+      for (let i = pos - offset, last = i + count; i < last; i++) {
+        out[i] = value & 0xff;
+        value >>>= 8;
+      }
       pos += count;
     }
     return out;
@@ -223,9 +257,10 @@ export class VfioPciConfig {
   /** Writes `data` at `offset`, as a pwrite of the CONFIG region; returns the byte count. EFAULT out of range. */
   writeBytes(offset: number, data: Uint8Array): number {
     this.#checkRange(offset, data.length);
+    const end = offset + data.length;
     let pos = offset;
-    while (pos < offset + data.length) {
-      const count = this.#chunk(pos, offset + data.length - pos);
+    while (pos < end) {
+      const count = this.#chunk(pos, end - pos);
       this.#access(pos, count, getLE(data, pos - offset, count));
       pos += count;
     }
@@ -308,7 +343,7 @@ export class VfioPciConfig {
    * memory decoding is on in the virtual COMMAND (always, for functions without the bit).
    */
   get memoryEnabled(): boolean {
-    const cmd = getLE(this.#vconfig, R.PCI_COMMAND, 2);
+    const cmd = this.#vconfigView.getUint16(R.PCI_COMMAND, true);
     return this.powerState < 3 && (this.#noCommandMemory || (cmd & R.PCI_COMMAND_MEMORY) !== 0);
   }
 
@@ -599,13 +634,51 @@ export class VfioPciConfig {
    * of bytes with the same map byte, then the largest naturally aligned 4/2/1.
    */
   #chunk(pos: number, want: number): number {
-    const cap = this.#map[pos];
-    let remaining = 1;
-    while ((pos + remaining) % 4 !== 0 && this.#map[pos + remaining] === cap) remaining++;
-    const count = Math.min(want, remaining);
-    if (count >= 4 && pos % 4 === 0) return 4;
-    if (count >= 2 && pos % 2 === 0) return 2;
+    const run = this.#runAt[pos]!;
+    const count = want < run ? want : run;
+    // pos < 4096: the bit tests are exact.
+    if (count >= 4 && (pos & 3) === 0) return 4;
+    if (count >= 2 && (pos & 1) === 0) return 2;
     return 1;
+  }
+
+  /** The per-byte tables of {@link #chunk} and {@link #access}, from the map and the permission tables. */
+  #buildAccessTables(): void {
+    const size = this.size;
+    const map = this.#map;
+    const permAt: Perm[] = new Array<Perm>(size);
+    const startAt = new Uint16Array(size);
+    const runAt = new Uint8Array(size);
+    const virtAt = new Uint8Array(size);
+    const writeAt = new Uint8Array(size);
+    for (let pos = 0; pos < size; pos++) {
+      const cap = map[pos];
+      let run = 1;
+      while ((pos + run) % 4 !== 0 && map[pos + run] === cap) run++;
+      runAt[pos] = run;
+      const id = cap ?? MAP_UNASSIGNED;
+      let perm: Perm;
+      let start = pos;
+      if (id === MAP_UNASSIGNED) perm = this.#rawPerm;
+      else if (id === MAP_VIRTUAL) perm = this.#virtPerm;
+      else if (pos >= R.PCI_CFG_SPACE_SIZE) {
+        // An ID above the known range can only be the placeholder of a hidden first capability.
+        perm = id > R.PCI_EXT_CAP_ID_MAX ? this.#directPerm : (this.#ecapPerms.get(id) ?? this.#directPerm);
+        start = this.#capStart(pos);
+      } else {
+        perm = id === R.PCI_CAP_ID.MSI && this.#msiPerm ? this.#msiPerm : (this.#capPerms.get(id) ?? this.#directPerm);
+        start = id === MAP_BASIC ? 0 : this.#capStart(pos);
+      }
+      permAt[pos] = perm;
+      startAt[pos] = start;
+      virtAt[pos] = perm.bits?.virt[pos - start] ?? 0;
+      writeAt[pos] = perm.bits?.write[pos - start] ?? 0;
+    }
+    this.#virtView = new DataView(virtAt.buffer);
+    this.#writeView = new DataView(writeAt.buffer);
+    this.#permAt = permAt;
+    this.#startAt = startAt;
+    this.#runAt = runAt;
   }
 
   /** Start of the capability owning `pos`: walk back over bytes with the same map byte (header → 0). */
@@ -620,20 +693,8 @@ export class VfioPciConfig {
 
   /** One aligned piece: a read when `value` is undefined (returns it), else a write. */
   #access(pos: number, count: number, value: number | undefined): number {
-    const id = this.#map[pos] ?? MAP_UNASSIGNED;
-    let perm: Perm;
-    let start = pos;
-    if (id === MAP_UNASSIGNED) perm = this.#rawPerm;
-    else if (id === MAP_VIRTUAL) perm = this.#virtPerm;
-    else if (pos >= R.PCI_CFG_SPACE_SIZE) {
-      // An ID above the known range can only be the placeholder of a hidden first capability.
-      perm = id > R.PCI_EXT_CAP_ID_MAX ? this.#directPerm : (this.#ecapPerms.get(id) ?? this.#directPerm);
-      start = this.#capStart(pos);
-    } else {
-      perm = id === R.PCI_CAP_ID.MSI && this.#msiPerm ? this.#msiPerm : (this.#capPerms.get(id) ?? this.#directPerm);
-      start = id === MAP_BASIC ? 0 : this.#capStart(pos);
-    }
-    const offset = pos - start;
+    const perm = this.#permAt[pos]!;
+    const offset = pos - this.#startAt[pos]!;
     if (value === undefined) return perm.read(perm, pos, count, offset);
     perm.write?.(perm, pos, count, offset, (value & widthMask(count)) >>> 0);
     return 0;
@@ -641,12 +702,14 @@ export class VfioPciConfig {
 
   // ---------------------------------------------------------------- generic handlers
 
-  /** Virtual bits from vconfig, the rest from the device. */
-  readonly #defaultRead: ReadFn = (perm, pos, count, offset) => {
-    const bits = perm.bits ?? EMPTY_BITS;
+  /**
+   * Virtual bits from vconfig, the rest from the device. The bits are those of `perm` at `offset`, read from the
+   * absolute-offset copy (every caller passes the piece's own perm, whose capability starts at `pos - offset`).
+   */
+  readonly #defaultRead: ReadFn = (_perm, pos, count) => {
     const full = widthMask(count);
-    const virt = getLE(bits.virt, offset, count);
-    let val = getLE(this.#vconfig, pos, count);
+    const virt = viewLE(this.#virtView, pos, count);
+    let val = viewLE(this.#vconfigView, pos, count);
     if (virt !== full) {
       const phys = this.#hw(pos, count);
       val = ((phys & ~virt) | (val & virt)) >>> 0;
@@ -655,14 +718,13 @@ export class VfioPciConfig {
   };
 
   /** Writable virtual bits to vconfig, writable physical bits read-modify-written to the device, others dropped. */
-  readonly #defaultWrite: WriteFn = (perm, pos, count, offset, value) => {
-    const bits = perm.bits ?? EMPTY_BITS;
-    const write = getLE(bits.write, offset, count);
+  readonly #defaultWrite: WriteFn = (_perm, pos, count, _offset, value) => {
+    const write = viewLE(this.#writeView, pos, count);
     if (write === 0) return;
-    const virt = getLE(bits.virt, offset, count);
+    const virt = viewLE(this.#virtView, pos, count);
     const wv = (write & virt) >>> 0;
     if (wv) {
-      const cur = getLE(this.#vconfig, pos, count);
+      const cur = viewLE(this.#vconfigView, pos, count);
       setLE(this.#vconfig, pos, count, ((cur & ~wv) | (value & wv)) >>> 0);
     }
     const wp = (write & ~virt & widthMask(count)) >>> 0;
@@ -778,7 +840,6 @@ export class VfioPciConfig {
       const physCmd = this.#hw(R.PCI_COMMAND, 2);
       const virtCmd = getLE(v, R.PCI_COMMAND, 2);
       newCmd = value & 0xffff;
-      const bit = (word: number, b: number): boolean => (word & b) !== 0;
       const newMem = bit(newCmd, R.PCI_COMMAND_MEMORY);
       const newIo = bit(newCmd, R.PCI_COMMAND_IO);
       if (!newMem) this.#hooks.zapBarMappings?.();

@@ -44,7 +44,7 @@ import {
 import { VfioPciConfig } from '../config/index.js';
 import * as R from '../config/regs.js';
 import type { VfioPciCoreDevice, VfioPciMsixInfo } from './device.js';
-import { cfgRead, cfgWrite, findHwCapability, intxMaskSupported, restoreState, saveState, updateCommand } from './pci-state.js';
+import { cfgRead, cfgWrite, findHwCapability, intxMaskSupported, restoreState, saveState, tryResetFunction, updateCommand } from './pci-state.js';
 import {
   featureLowPowerEntry,
   featureLowPowerEntryWithWakeup,
@@ -55,6 +55,7 @@ import {
   setPowerState,
 } from './pm.js';
 import { barInfo, barWrite, getRegionInfo, mmapFault, mmapRegion, probeMmaps, readBound, regionRw } from './regs-access.js';
+import { VfioPciRegionIo } from './region-io.js';
 import { devSetTryReset, getHotResetInfo, pciHotReset } from './reset.js';
 
 /** The ops a vfio-pci-based driver has (all members present, so a variant can call the core's version). */
@@ -118,7 +119,7 @@ export function vfioPciCoreEnable(dev: VfioPciCoreDevice): void {
     }
     updateCommand(fn, decode, 0);
     try {
-      pdev.functionReset();
+      tryResetFunction(pdev);
       dev.resetWorks = true;
     } catch (e) {
       if (!isSysError(e)) throw e;
@@ -150,7 +151,7 @@ export function vfioPciCoreEnable(dev: VfioPciCoreDevice): void {
         resetFunction: () => {
           // vfio_exp_config_write / vfio_af_config_write: pci_try_reset_function, errors ignored.
           try {
-            pdev.functionReset();
+            tryResetFunction(pdev);
           } catch (e) {
             if (!isSysError(e)) throw e;
           }
@@ -181,7 +182,8 @@ export function vfioPciCoreEnable(dev: VfioPciCoreDevice): void {
       pci23: dev.pci23,
       pcie: isPcie(dev),
     });
-    dev.open = { config, irqs, savedState, msix, hasVga, barMmap: probeMmaps(dev) };
+    const io = new VfioPciRegionIo(fn, config, msix, pdev.bdf);
+    dev.open = { config, irqs, savedState, msix, hasVga, barMmap: probeMmaps(dev), io };
   } catch (e) {
     dev.open = undefined;
     restoreState(fn, before);
@@ -381,7 +383,7 @@ export function vfioPciReset(dev: VfioPciCoreDevice): number {
   if (!dev.resetWorks) throw new SysError('EINVAL', 'no working function reset');
   dev.vdev.zapMappings();
   setPowerState(dev, 0);
-  dev.pdev.functionReset();
+  tryResetFunction(dev.pdev);
   dev.open?.irqs.afterReset?.();
   return 0;
 }
@@ -427,9 +429,23 @@ export function vfioPciCoreFeature(dev: VfioPciCoreDevice, flags: number, data: 
   }
 }
 
+/**
+ * Whether a region access may skip the runtime-PM get/put around it: the device is awake and someone (the open
+ * itself, unless LOW_POWER_ENTRY dropped it) holds a usage reference, so the get would not resume and the put would
+ * not suspend — the pair is a no-op, and the access then takes the per-open fast path.
+ */
+function pmActive(dev: VfioPciCoreDevice): boolean {
+  return dev.pmUsage > 0 && !dev.runtimeSuspended;
+}
+
 /** read(2) of the device fd: zero bytes → nothing; otherwise resume, access the region, let the device idle again. */
 export function vfioPciCoreRead(dev: VfioPciCoreDevice, length: number, offset: bigint): Uint8Array {
   if (length === 0) return new Uint8Array(0);
+  const open = dev.open;
+  if (open !== undefined && pmActive(dev)) {
+    const out = open.io.read(length, offset);
+    if (out !== undefined) return out;
+  }
   pmGet(dev);
   try {
     const buf = new Uint8Array(readBound(dev, offset, length));
@@ -442,6 +458,11 @@ export function vfioPciCoreRead(dev: VfioPciCoreDevice, length: number, offset: 
 /** write(2) of the device fd; returns bytes written. */
 export function vfioPciCoreWrite(dev: VfioPciCoreDevice, data: Uint8Array, offset: bigint): number {
   if (data.length === 0) return 0;
+  const open = dev.open;
+  if (open !== undefined && pmActive(dev)) {
+    const n = open.io.write(data, offset);
+    if (n !== undefined) return n;
+  }
   pmGet(dev);
   try {
     return regionRw(dev, offset, data.slice(), true);

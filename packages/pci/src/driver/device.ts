@@ -10,6 +10,7 @@ import type { VirqfdContext } from '@vfio-ts/virqfd';
 import type { VfioPciConfig } from '../config/index.js';
 import type { CreateVfioPciIrqLayer, VfioPciIrqLayer } from '../intrs/types.js';
 import type { PciSavedState } from './pci-state.js';
+import type { VfioPciRegionIo } from './region-io.js';
 
 /** vfio-pci's module parameters (inventory §3.1), read once when the plugin is set up, as Linux reads them at init. */
 export interface VfioPciParams {
@@ -84,6 +85,8 @@ export interface VfioPciOpenState {
   readonly hasVga: boolean;
   /** bar_mmap_supported, probed at open (vfio_pci_probe_mmaps). */
   readonly barMmap: readonly boolean[];
+  /** The region-access fast path for this open (BAR and config handlers worked out once; internal). */
+  readonly io: VfioPciRegionIo;
 }
 
 /**

@@ -3,7 +3,7 @@
  * pci_intx_mask_supported, pci_set_power_state, pci_map_rom's image check, capability walks), written over the
  * raw config accessors of a {@link PciFunction} because the platform contract exposes only those.
  */
-import type { PciFunction } from '@vfio-ts/platform';
+import type { PciDeviceHandle, PciFunction } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 import * as R from '../config/regs.js';
 
@@ -39,41 +39,102 @@ export function findHwCapability(fn: PciFunction, id: number): number {
   return 0;
 }
 
-/** The PCIe capability registers the PCI core saves (pci_save_pcie_state, the ones vfio-visible models use). */
-const EXP_SAVED: readonly { readonly off: number; readonly size: 2 }[] = [
-  { off: R.PCI_EXP_DEVCTL, size: 2 },
-  { off: 0x10, size: 2 }, // LNKCTL
-  { off: 0x18, size: 2 }, // SLTCTL
-  { off: 0x1c, size: 2 }, // RTCTL
-  { off: R.PCI_EXP_DEVCTL2, size: 2 },
-  { off: 0x30, size: 2 }, // LNKCTL2
+/** PCIe capability registers pci_save_pcie_state keeps, each with the rule saying whether the function has it. */
+const EXP_SAVED: readonly { readonly off: number; readonly has: (flags: number) => boolean }[] = [
+  { off: R.PCI_EXP_DEVCTL, has: () => true },
+  { off: 0x10, has: hasLinkControl }, // LNKCTL
+  { off: 0x18, has: hasSlotControl }, // SLTCTL
+  { off: 0x1c, has: hasRootControl }, // RTCTL
+  { off: R.PCI_EXP_DEVCTL2, has: (flags) => (flags & R.PCI_EXP_FLAGS_VERS) > 1 },
+  { off: 0x30, has: (flags) => hasLinkControl(flags) && (flags & R.PCI_EXP_FLAGS_VERS) > 1 }, // LNKCTL2
 ];
 
-/** What pci_save_state captured: the type-0 header and the PCIe control registers. */
-export interface PciSavedState {
-  readonly header: readonly number[];
-  readonly exp: number;
-  readonly expRegs: readonly number[];
+/** pcie_cap_has_lnkctl: ports and endpoints with a link (not root-complex integrated endpoints or event collectors). */
+function hasLinkControl(flags: number): boolean {
+  const type = (flags & R.PCI_EXP_FLAGS_TYPE) >> 4;
+  // Endpoint, legacy endpoint, root port, upstream/downstream switch port, PCIe-to-PCI and PCI-to-PCIe bridges.
+  return type === 0 || type === 1 || (type >= 4 && type <= 8);
 }
 
-/** pci_save_state. */
-export function saveState(fn: PciFunction): PciSavedState {
-  const header = Array.from({ length: 16 }, (_, i) => cfgRead(fn, 4 * i, 4));
-  const exp = findHwCapability(fn, R.PCI_CAP_ID.EXP);
-  const expRegs = exp ? EXP_SAVED.map((r) => cfgRead(fn, exp + r.off, r.size)) : [];
-  return { header, exp, expRegs };
+/** pcie_cap_has_sltctl: a root or downstream port whose Slot Implemented bit is set. */
+function hasSlotControl(flags: number): boolean {
+  const type = (flags & R.PCI_EXP_FLAGS_TYPE) >> 4;
+  return (type === 4 || type === 6) && (flags & 0x0100) !== 0;
+}
+
+/** pcie_cap_has_rtctl: root ports and root-complex event collectors. */
+function hasRootControl(flags: number): boolean {
+  const type = (flags & R.PCI_EXP_FLAGS_TYPE) >> 4;
+  return type === 4 || type === 0xa;
 }
 
 /**
- * pci_restore_state: PCIe controls first, then the header from the top down writing only dwords that differ
- * (pci_restore_config_space), COMMAND/STATUS last so decoding comes back after the BARs.
+ * Offset of extended capability `id` (pci_find_ext_capability), 0 when absent. Only PCIe functions are searched:
+ * the others have no extended config space.
+ */
+export function findHwExtCapability(fn: PciFunction, id: number): number {
+  if (!findHwCapability(fn, R.PCI_CAP_ID.EXP)) return 0;
+  let pos = R.PCI_CFG_SPACE_SIZE;
+  let header = cfgRead(fn, pos, 4);
+  if (header === 0) return 0;
+  // At least 8 bytes per capability: a looping chain ends here.
+  for (let ttl = (R.PCI_CFG_SPACE_EXP_SIZE - R.PCI_CFG_SPACE_SIZE) / 8; ttl > 0; ttl--) {
+    if (R.extCapId(header) === id) return pos;
+    pos = R.extCapNext(header);
+    if (pos < R.PCI_CFG_SPACE_SIZE) break;
+    header = cfgRead(fn, pos, 4);
+  }
+  return 0;
+}
+
+/** What pci_save_state captured: the type-0 header, the PCIe control registers and the AER controls. */
+export interface PciSavedState {
+  readonly header: readonly number[];
+  readonly exp: number;
+  /** The saved PCIe registers, `undefined` for one the function does not implement (never written back). */
+  readonly expRegs: readonly (number | undefined)[];
+  /** Offset of the AER capability (0 when absent). */
+  readonly aer: number;
+  /** UNCOR_MASK, UNCOR_SEVER, COR_MASK, CAP (and ROOT_COMMAND for root ports / event collectors). */
+  readonly aerRegs: readonly number[];
+}
+
+/** AER registers pci_save_aer_state keeps, in the order pci_restore_aer_state writes them back. */
+const AER_SAVED = [R.PCI_ERR_UNCOR_MASK, R.PCI_ERR_UNCOR_SEVER, R.PCI_ERR_COR_MASK, R.PCI_ERR_CAP] as const;
+
+/**
+ * pci_save_state: the 16 header dwords, the PCIe control registers the function implements
+ * (pcie_capability_reg_implemented: a version-1 capability has no DEVCTL2/LNKCTL2, a root-complex integrated endpoint
+ * no link) and the AER mask/severity/control registers (drivers/pci/pcie/aer.c pci_save_aer_state).
+ */
+export function saveState(fn: PciFunction): PciSavedState {
+  const header = Array.from({ length: 16 }, (_, i) => cfgRead(fn, 4 * i, 4));
+  const exp = findHwCapability(fn, R.PCI_CAP_ID.EXP);
+  const flags = exp ? cfgRead(fn, exp + R.PCI_EXP_FLAGS, 2) : 0;
+  const expRegs = exp ? EXP_SAVED.map((r) => (r.has(flags) ? cfgRead(fn, exp + r.off, 2) : undefined)) : [];
+  const aer = exp ? findHwExtCapability(fn, R.PCI_EXT_CAP_ID.ERR) : 0;
+  const aerOffsets = hasRootControl(flags) ? [...AER_SAVED, R.PCI_ERR_ROOT_COMMAND] : AER_SAVED;
+  const aerRegs = aer ? aerOffsets.map((off) => cfgRead(fn, aer + off, 4)) : [];
+  return { header, exp, expRegs, aer, aerRegs };
+}
+
+/**
+ * pci_restore_state: PCIe controls first, then the AER controls, then the header from the top down writing only
+ * dwords that differ (pci_restore_config_space), COMMAND/STATUS last so decoding comes back after the BARs.
  */
 export function restoreState(fn: PciFunction, s: PciSavedState): void {
   if (s.exp) {
     EXP_SAVED.forEach((r, i) => {
+      const saved = s.expRegs[i];
+      if (saved === undefined) return;
       // Never write an FLR initiate bit back.
-      const v = r.off === R.PCI_EXP_DEVCTL ? (s.expRegs[i] ?? 0) & ~R.PCI_EXP_DEVCTL_BCR_FLR : (s.expRegs[i] ?? 0);
-      cfgWrite(fn, s.exp + r.off, r.size, v);
+      cfgWrite(fn, s.exp + r.off, 2, r.off === R.PCI_EXP_DEVCTL ? saved & ~R.PCI_EXP_DEVCTL_BCR_FLR : saved);
+    });
+  }
+  if (s.aer) {
+    const offsets = s.aerRegs.length > AER_SAVED.length ? [...AER_SAVED, R.PCI_ERR_ROOT_COMMAND] : AER_SAVED;
+    offsets.forEach((off, i) => {
+      cfgWrite(fn, s.aer + off, 4, s.aerRegs[i] ?? 0);
     });
   }
   for (let i = 15; i >= 2; i--) {
@@ -82,6 +143,24 @@ export function restoreState(fn: PciFunction, s: PciSavedState): void {
   }
   cfgWrite(fn, 0, 4, s.header[0] ?? 0);
   cfgWrite(fn, R.PCI_COMMAND, 2, (s.header[1] ?? 0) & 0xffff);
+}
+
+/**
+ * pci_try_reset_function: ENOTTY when the function has no reset method; otherwise save the state, quiesce the
+ * function (COMMAND holds only INTx-disable), reset it, and restore the saved state whether or not the reset worked
+ * (pci_dev_save_and_disable / pci_dev_restore). The restore brings back what a reset clears but pci_save_state
+ * keeps, such as the AER masks and severities.
+ */
+export function tryResetFunction(pdev: PciDeviceHandle): void {
+  if (pdev.resetMethods.length === 0) throw sysError('ENOTTY', `${pdev.bdf}: no function reset method`);
+  const fn = pdev.fn;
+  const saved = saveState(fn);
+  cfgWrite(fn, R.PCI_COMMAND, 2, R.PCI_COMMAND_INTX_DISABLE);
+  try {
+    pdev.functionReset();
+  } finally {
+    restoreState(fn, saved);
+  }
 }
 
 /**
