@@ -71,14 +71,13 @@ function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function readField(bytes: Uint8Array, at: number, f: FieldLayout): number | bigint | Uint8Array {
+function readField(bytes: Uint8Array, dv: DataView, at: number, f: FieldLayout): number | bigint | Uint8Array {
   if (at + f.size > bytes.length) {
     // Partially or wholly beyond the buffer: read what is there, zero-fill the rest.
     const tmp = new Uint8Array(f.size);
     if (at < bytes.length) tmp.set(bytes.subarray(at, bytes.length));
-    return readField(tmp, 0, f);
+    return readField(tmp, view(tmp), 0, f);
   }
-  const dv = view(bytes);
   switch (f.type) {
     case 'u8': return dv.getUint8(at);
     case 'u16': return dv.getUint16(at, true);
@@ -95,23 +94,32 @@ function toBigInt(v: unknown): bigint {
   return typeof v === 'bigint' ? v : BigInt(Number(v));
 }
 
-function fieldBytes(f: FieldLayout, v: unknown): Uint8Array {
-  const out = new Uint8Array(f.size);
-  const dv = view(out);
+/**
+ * Writes the first `n` bytes of field `f` holding `v` at `at`. The common case (the whole field fits) stores
+ * straight through one DataView; a field cut by argsz or the buffer's end goes through a scratch copy.
+ */
+function writeField(bytes: Uint8Array, dv: DataView, at: number, f: FieldLayout, v: unknown, n: number): void {
+  if (n < f.size) {
+    const tmp = new Uint8Array(f.size);
+    writeField(tmp, view(tmp), 0, f, v, f.size);
+    bytes.set(tmp.subarray(0, n), at);
+    return;
+  }
   switch (f.type) {
-    case 'u8': dv.setUint8(0, Number(v) & 0xff); break;
-    case 'u16': dv.setUint16(0, Number(v) & 0xffff, true); break;
-    case 'u32': dv.setUint32(0, Number(v) >>> 0, true); break;
-    case 's32': dv.setInt32(0, Number(v) | 0, true); break;
-    case 'u64': dv.setBigUint64(0, BigInt.asUintN(64, toBigInt(v)), true); break;
-    case 's64': dv.setBigInt64(0, BigInt.asIntN(64, toBigInt(v)), true); break;
+    case 'u8': dv.setUint8(at, Number(v) & 0xff); break;
+    case 'u16': dv.setUint16(at, Number(v) & 0xffff, true); break;
+    case 'u32': dv.setUint32(at, Number(v) >>> 0, true); break;
+    case 's32': dv.setInt32(at, Number(v) | 0, true); break;
+    case 'u64': dv.setBigUint64(at, BigInt.asUintN(64, toBigInt(v)), true); break;
+    case 's64': dv.setBigInt64(at, BigInt.asIntN(64, toBigInt(v)), true); break;
     case 'bytes': {
-      const src = v as Uint8Array;
-      out.set(src.subarray(0, f.size));
+      const src = (v as Uint8Array).subarray(0, f.size);
+      bytes.set(src, at);
+      // A shorter source leaves the rest of the field zero, as a fresh field would be.
+      if (src.length < f.size) bytes.fill(0, at + src.length, at + f.size);
       break;
     }
   }
-  return out;
 }
 
 /**
@@ -158,7 +166,8 @@ export function defineStruct<const S extends Record<string, FieldSpec>>(
     },
     decode(bytes: Uint8Array, offset = 0): T {
       const out: Record<string, unknown> = {};
-      for (const f of fields) out[f.name] = readField(bytes, offset + f.offset, f);
+      const dv = view(bytes);
+      for (const f of fields) out[f.name] = readField(bytes, dv, offset + f.offset, f);
       return out as T;
     },
     encode(value: Partial<T> = {}): Uint8Array {
@@ -168,13 +177,13 @@ export function defineStruct<const S extends Record<string, FieldSpec>>(
     },
     write(bytes: Uint8Array, value: Partial<T>, offset = 0, limit = size): void {
       const end = Math.min(limit, size);
+      const dv = view(bytes);
       for (const f of fields) {
         const v = (value as Record<string, unknown>)[f.name];
         if (v === undefined) continue;
         if (f.offset >= end) continue;
-        const src = fieldBytes(f, v);
         const n = Math.min(f.size, end - f.offset, bytes.length - (offset + f.offset));
-        if (n > 0) bytes.set(src.subarray(0, n), offset + f.offset);
+        if (n > 0) writeField(bytes, dv, offset + f.offset, f, v, n);
       }
     },
   };
