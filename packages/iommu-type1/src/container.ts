@@ -1040,7 +1040,8 @@ export class Type1Container {
     this.#env.log(`vfio-iommu-type1: ${dma.pins.size} externally pinned pages left at iova 0x${dma.iova.toString(16)}`);
     let acct = 0;
     for (const p of dma.pins.values()) {
-      for (let i = 0; i < p.refs; i++) dma.mm.unpin(p.pfn, 1);
+      // A vfio_pfn holds one page pin however many external references it counts (see pinPages).
+      dma.mm.unpin(p.pfn, 1);
       if (!dma.iommuMapped) acct++;
     }
     dma.pins.clear();
