@@ -15,6 +15,7 @@ import {
 } from '@vfio-ts/uapi';
 import type { ErrnoName } from '@vfio-ts/uapi';
 import type { MigrationDataSession, ResumedStream, SavingSource, SessionOptions } from './sessions.js';
+import type { MigRecord } from './stream.js';
 import { ResumingSession, SavingSession } from './sessions.js';
 import type { MigState, MigrationArc } from './states.js';
 import { isSavingState, nextState, validateMigrationRegistration } from './states.js';
@@ -40,6 +41,15 @@ export interface MigrationDriver {
   setState(arc: MigrationArcRequest): SavingSource | void;
   /** `migration_get_data_size`: estimated STOP_COPY length in bytes (any state). */
   dataSize(): number | bigint;
+  /**
+   * Optional: called during RESUMING with each data record as soon as it validated (framing, CRC, order), so
+   * the driver can parse it into a staging area while the stream is still arriving and keep RESUMING → STOP
+   * short. It must not change the device. Throw (a SysError) to reject the stream: RESUMING → STOP then fails
+   * with that errno and the device goes to ERROR. The whole stream still arrives at RESUMING → STOP in
+   * `arc.resumed`; staging left by a session that never got there is the driver's to drop at the next
+   * STOP → RESUMING arc.
+   */
+  stageRecord?(record: MigRecord): void;
 }
 
 /**
@@ -202,7 +212,8 @@ export class MigrationStateMachine implements MigrationFeatureOps {
         this.saving = undefined;
       }
       if (to === VFIO_DEVICE_STATE_RESUMING) {
-        this.resuming = new ResumingSession(this.options);
+        const stage = this.driver.stageRecord?.bind(this.driver);
+        this.resuming = stage ? new ResumingSession(this.options, stage) : new ResumingSession(this.options);
         return this.resuming;
       }
       if (from === VFIO_DEVICE_STATE_RESUMING) {

@@ -353,8 +353,12 @@ export class ResumingSession {
   private ended = false;
   private readonly maxBytes: number;
 
-  constructor(options: SessionOptions) {
-    this.decoder = new StreamDecoder(options.tag);
+  /**
+   * @param onRecord called with each data record as soon as it validated, while the user is still writing (a
+   *   driver's staging; see `MigrationDriver.stageRecord`); a throw makes RESUMING → STOP fail with its errno.
+   */
+  constructor(options: SessionOptions, onRecord?: (record: MigRecord) => void) {
+    this.decoder = new StreamDecoder(options.tag, onRecord);
     this.maxBytes = options.maxResumeBytes ?? 2 ** 30;
   }
 

@@ -108,7 +108,15 @@ export class StreamDecoder {
   private ended = false;
   private error: SysError | undefined;
 
-  constructor(private readonly expectedTag: string) {}
+  /**
+   * @param expectedTag the compatibility tag the START record must carry
+   * @param onRecord called with each data record as soon as it validated (a throw rejects the stream: the
+   *   error, EINVAL unless it is a SysError, is what {@link StreamDecoder.finish} throws)
+   */
+  constructor(
+    private readonly expectedTag: string,
+    private readonly onRecord?: (record: MigRecord) => void,
+  ) {}
 
   /** Feeds bytes; the decoder keeps what it needs (a copy), never a reference to `bytes`. */
   push(bytes: Uint8Array): void {
@@ -188,7 +196,9 @@ export class StreamDecoder {
         if (length !== 0) throw invalid('END record with a payload');
         this.ended = true;
       } else {
-        this.records.push({ kind, seq, payload });
+        const record: MigRecord = { kind, seq, payload };
+        this.records.push(record);
+        this.onRecord?.(record);
       }
       this.header = undefined;
       this.seq++;

@@ -440,10 +440,16 @@ async function listen(port: number, timeoutMs: number, maxStateBytes: number, on
     let dest: Destination | undefined;
     let shape: VmShape | undefined;
     const finished = new Promise<ListenView>((resolve, reject) => {
+      let failed = false;
       const failWith = (e: unknown): void => {
+        if (failed) return;
+        failed = true;
         const message = e instanceof Error ? e.message : String(e);
-        socket.end(frame(Frame.ERROR, json({ message })));
-        reject(e instanceof CliError ? e : new CliError(`migration failed at the destination: ${message}`, 'the device did not run here; retry the migration'));
+        const error = e instanceof CliError ? e : new CliError(`migration failed at the destination: ${message}`, 'the device did not run here; retry the migration');
+        // Settle once the error frame is on its way, so the source learns why.
+        socket.end(frame(Frame.ERROR, json({ message })), () => {
+          reject(error);
+        });
       };
       const reader = frameReader((type, payload) => {
         try {
@@ -467,8 +473,7 @@ async function listen(port: number, timeoutMs: number, maxStateBytes: number, on
             progress.phase('resume');
             const result = dest.finish(unjson(payload) as Fingerprint);
             progress.end();
-            socket.end(frame(Frame.RESULT, json(result)));
-            resolve({
+            const view: ListenView = {
               mode: 'listen',
               port: bound,
               peer,
@@ -479,6 +484,9 @@ async function listen(port: number, timeoutMs: number, maxStateBytes: number, on
               total_ms: round(performance.now() - started),
               verified: result.verified,
               transfers_after_resume: result.counterAfter,
+            };
+            socket.end(frame(Frame.RESULT, json(result)), () => {
+              resolve(view);
             });
           } else {
             throw new SysError('EPROTO', `unexpected frame ${type}`);

@@ -72,7 +72,8 @@ export class ConfigSpace {
     for (let i = 0; i < size; i++) {
       const at = offset + i;
       if (at >= this.size) break;
-      const v = Math.floor(value / 2 ** (8 * i)) & 0xff;
+      // A uint32 (the usual value) shifts; anything else takes the exact arithmetic.
+      const v = (value >>> 0 === value ? value >>> (8 * i) : Math.floor(value / 2 ** (8 * i))) & 0xff;
       const w = this.wmask[at]!;
       const c = this.w1cmask[at]!;
       const old = this.bytes[at]!;

@@ -23,7 +23,9 @@ export {
   PAGES_PER_RECORD,
   memEntryBytes,
   migratableMigrationDriver,
+  parseDeviceRecord,
   parseDeviceStream,
 } from './migration.js';
+export type { DeviceStreamState } from './migration.js';
 export { REGION_SHIFT, migratableData, migratableTag, migratableVfioPci } from './driver.js';
 export type { MigratableDeviceData, MigratableDriverOptions } from './driver.js';

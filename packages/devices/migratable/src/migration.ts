@@ -16,7 +16,7 @@
  * | 16 + 4n | 4096n | the n pages | |
  */
 import { DirtyBitmap, MigRecordKind, MigrationArcError } from '@vfio-ts/migration';
-import type { MigrationArcRequest, MigrationDriver, ResumedStream, SavingSource } from '@vfio-ts/migration';
+import type { MigRecord, MigrationArcRequest, MigrationDriver, ResumedStream, SavingSource } from '@vfio-ts/migration';
 import {
   VFIO_DEVICE_STATE_PRE_COPY,
   VFIO_DEVICE_STATE_PRE_COPY_P2P,
@@ -177,56 +177,79 @@ class DeviceSaver implements SavingSource {
   }
 }
 
-/** Parses and checks a resumed stream into the pages and register blob it carries (EINVAL on any defect). */
-export function parseDeviceStream(stream: ResumedStream, memorySize: number): { pages: Map<number, Uint8Array>; registers: Uint8Array } {
-  const pages = new Map<number, Uint8Array>();
-  let registers: Uint8Array | undefined;
-  const maxPage = memorySize / MIG_PAGE_SIZE;
+/** What a resumed stream carries, as it is parsed record by record. */
+export interface DeviceStreamState {
+  readonly pages: Map<number, Uint8Array>;
+  registers: Uint8Array | undefined;
+}
+
+/**
+ * Parses one data record of the device's stream into `into` (EINVAL, as a {@link MigrationArcError} that puts the
+ * device in ERROR, on any defect: a malformed entry, a page outside BAR2, registers outside the final state or
+ * anything after them). Pages are views of the record's payload, not copies.
+ */
+export function parseDeviceRecord(record: MigRecord, memorySize: number, into: DeviceStreamState): void {
   const bad = (why: string): never => {
     throw new MigrationArcError('EINVAL', `migratable stream: ${why}`, { toError: true });
   };
-  for (const record of stream.records) {
-    const p = record.payload;
-    if (registers) bad('data after the register entry');
-    if (p.length < ENTRY_HEADER) bad(`record ${record.seq} too short for an entry`);
-    const dv = new DataView(p.buffer, p.byteOffset, p.length);
-    const type = dv.getUint32(0, true);
-    const n = dv.getUint32(4, true);
-    if (dv.getBigUint64(8, true) !== 0n) bad(`reserved bits in record ${record.seq}`);
-    if (type === ENTRY_MEM) {
-      if (n > PAGES_PER_RECORD || p.length !== ENTRY_HEADER + n * PAGE_COST) bad(`record ${record.seq}: ${n} pages in ${p.length} bytes`);
-      const data = ENTRY_HEADER + 4 * n;
-      for (let i = 0; i < n; i++) {
-        const index = dv.getUint32(ENTRY_HEADER + 4 * i, true);
-        if (index >= maxPage) bad(`page ${index} outside BAR2`);
-        const at = data + i * MIG_PAGE_SIZE;
-        pages.set(index, p.subarray(at, at + MIG_PAGE_SIZE));
-      }
-    } else if (type === ENTRY_REGS) {
-      if (record.kind !== MigRecordKind.FINAL) bad('registers outside the final state');
-      if (n !== STATE_BLOB_SIZE || p.length !== ENTRY_HEADER + n) bad('register entry of the wrong size');
-      registers = p.subarray(ENTRY_HEADER);
-    } else {
-      bad(`unknown entry type ${type}`);
+  const p = record.payload;
+  if (into.registers) bad('data after the register entry');
+  if (p.length < ENTRY_HEADER) bad(`record ${record.seq} too short for an entry`);
+  const dv = new DataView(p.buffer, p.byteOffset, p.length);
+  const type = dv.getUint32(0, true);
+  const n = dv.getUint32(4, true);
+  if (dv.getBigUint64(8, true) !== 0n) bad(`reserved bits in record ${record.seq}`);
+  if (type === ENTRY_MEM) {
+    if (n > PAGES_PER_RECORD || p.length !== ENTRY_HEADER + n * PAGE_COST) bad(`record ${record.seq}: ${n} pages in ${p.length} bytes`);
+    const maxPage = memorySize / MIG_PAGE_SIZE;
+    const data = ENTRY_HEADER + 4 * n;
+    for (let i = 0; i < n; i++) {
+      const index = dv.getUint32(ENTRY_HEADER + 4 * i, true);
+      if (index >= maxPage) bad(`page ${index} outside BAR2`);
+      const at = data + i * MIG_PAGE_SIZE;
+      into.pages.set(index, p.subarray(at, at + MIG_PAGE_SIZE));
     }
+  } else if (type === ENTRY_REGS) {
+    if (record.kind !== MigRecordKind.FINAL) bad('registers outside the final state');
+    if (n !== STATE_BLOB_SIZE || p.length !== ENTRY_HEADER + n) bad('register entry of the wrong size');
+    into.registers = p.subarray(ENTRY_HEADER);
+  } else {
+    bad(`unknown entry type ${type}`);
   }
-  if (!registers) return bad('no register entry (truncated stream)');
-  return { pages, registers };
+}
+
+/** Parses and checks a whole resumed stream into the pages and register blob it carries (EINVAL on any defect). */
+export function parseDeviceStream(stream: ResumedStream, memorySize: number): { pages: Map<number, Uint8Array>; registers: Uint8Array } {
+  const state: DeviceStreamState = { pages: new Map(), registers: undefined };
+  for (const record of stream.records) parseDeviceRecord(record, memorySize, state);
+  if (!state.registers) throw new MigrationArcError('EINVAL', 'migratable stream: no register entry (truncated stream)', { toError: true });
+  return { pages: state.pages, registers: state.registers };
 }
 
 /**
  * The device's {@link MigrationDriver}: quiesces the model in STOP, STOP_COPY and RESUMING and runs it in the
  * other states (the device does no P2P, so RUNNING_P2P and PRE_COPY_P2P run it too), opens a {@link DeviceSaver}
- * on the arcs that enter the saving group, and loads a validated stream at RESUMING → STOP. `notify` is called
+ * on the arcs that enter the saving group, stages each resumed record as it arrives (`stageRecord`) and commits
+ * the staged state at RESUMING → STOP. `notify` is called
  * when the device dirties memory during pre-copy (pass the saving session's `notify` to wake pollers).
  */
 export function migratableMigrationDriver(fn: MigratableFunction, notify: () => void = () => undefined): MigrationDriver {
+  // What the stream of the current RESUMING session carried so far, parsed as its records arrived.
+  let staged: DeviceStreamState = { pages: new Map(), registers: undefined };
   return {
     migrationFlags: MIGRATABLE_MIGRATION_FLAGS,
+    stageRecord(record) {
+      parseDeviceRecord(record, fn.memorySize, staged);
+    },
     setState(arc: MigrationArcRequest): SavingSource | void {
       const stopped = arc.to === VFIO_DEVICE_STATE_STOP || arc.to === VFIO_DEVICE_STATE_STOP_COPY || arc.to === VFIO_DEVICE_STATE_RESUMING;
+      // A new resume starts from nothing (a session that never reached STOP may have left staging behind).
+      if (arc.to === VFIO_DEVICE_STATE_RESUMING) staged = { pages: new Map(), registers: undefined };
       if (arc.resumed) {
-        const { pages, registers } = parseDeviceStream(arc.resumed, fn.memorySize);
+        // Every record was staged as it arrived; only the completeness check and the commit are left.
+        const { pages, registers } = staged;
+        staged = { pages: new Map(), registers: undefined };
+        if (!registers) throw new MigrationArcError('EINVAL', 'migratable stream: no register entry (truncated stream)', { toError: true });
         try {
           fn.loadState(registers, pages);
         } catch (e) {

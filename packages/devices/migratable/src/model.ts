@@ -64,7 +64,8 @@ export interface MigratableFunction extends PciFunction {
   saveRegisters(): Uint8Array;
   /**
    * Replaces the whole device state with `registers` (from {@link saveRegisters}) and `pages`; validates first
-   * (EINVAL) and changes nothing on failure. The device stays quiesced; {@link resume} starts it.
+   * (EINVAL) and changes nothing on failure. A `Map` given as `pages` is taken over, not copied (the caller
+   * must not use it afterwards). The device stays quiesced; {@link resume} starts it.
    */
   loadState(registers: Uint8Array, pages: ReadonlyMap<number, Uint8Array>): void;
 }
@@ -552,7 +553,7 @@ class Model implements MigratableFunction {
     this.msiPending = (u(11) & 1) !== 0;
     this.dmaIova = dv.getBigUint64(48, true);
     this.remaining = left;
-    this.pages = new Map(pages);
+    this.pages = pages instanceof Map ? (pages as Map<number, Uint8Array>) : new Map(pages);
     this.shared.clear();
   }
 }

@@ -70,7 +70,8 @@ export class VfioPciRegionIo {
 
   /**
    * pread of `length` (> 0) bytes at fd `offset` when the fast path applies, else `undefined` (nothing happened).
-   * `memoryEnabled` is the virtual COMMAND/power state test of __vfio_pci_memory_enabled.
+   * Config reads go straight to the virtualization; BAR reads check memory decoding (__vfio_pci_memory_enabled)
+   * and clip at the BAR end like vfio_pci_bar_rw.
    */
   read(length: number, offset: bigint): Uint8Array | undefined {
     if (!(length > 0 && length <= FAST_MAX) || !Number.isInteger(length)) return undefined;
@@ -92,6 +93,21 @@ export class VfioPciRegionIo {
     if (b.mem && !this.#config.memoryEnabled) return undefined;
     const count = length < b.size - pos ? length : b.size - pos;
     const out = new Uint8Array(count);
+    // The usual register access is one naturally aligned piece outside the MSI-X window: one model call.
+    if (
+      (count === 4 ? (pos & 3) === 0 : count === 2 ? (pos & 1) === 0 : count === 1) &&
+      (pos >= b.xe || pos + count <= b.xs)
+    ) {
+      const fn = b.fn;
+      if (fn.barRead) {
+        const r = fn.barRead(b.bar, BigInt(pos), count);
+        const m = r.length < count ? r.length : count;
+        for (let i = 0; i < m; i++) out[i] = r[i]!;
+      } else {
+        out.fill(0xff);
+      }
+      return out;
+    }
     barPieces(b, this.#config, pos, count, out, false);
     return out;
   }
@@ -117,6 +133,16 @@ export class VfioPciRegionIo {
     if (b === undefined || pos >= b.size) return undefined;
     if (b.mem && !this.#config.memoryEnabled) return undefined;
     const count = length < b.size - pos ? length : b.size - pos;
+    if (
+      (count === 4 ? (pos & 3) === 0 : count === 2 ? (pos & 1) === 0 : count === 1) &&
+      (pos >= b.xe || pos + count <= b.xs)
+    ) {
+      // One piece, handed to the model as its own copy (as the general path does).
+      const piece = new Uint8Array(count);
+      for (let i = 0; i < count; i++) piece[i] = data[i]!;
+      b.fn.barWrite?.(b.bar, BigInt(pos), piece);
+      return count;
+    }
     barPieces(b, this.#config, pos, count, data, true);
     return count;
   }
