@@ -1,6 +1,14 @@
-import { VFIO_DEVICE_STATE_STOP_COPY } from '@vfio-ts/uapi';
+import {
+  SysError,
+  VFIO_DEVICE_STATE_ERROR,
+  VFIO_DEVICE_STATE_RESUMING,
+  VFIO_DEVICE_STATE_STOP,
+  VFIO_DEVICE_STATE_STOP_COPY,
+  VFIO_MIGRATION_STOP_COPY,
+} from '@vfio-ts/uapi';
 import { describe, expect, it } from 'vitest';
-import { MIG_RECORD_HEADER_SIZE, MigRecordKind, ResumingSession, SavingSession, encodeRecord } from '../src/index.js';
+import { MIG_RECORD_HEADER_SIZE, MigRecordKind, MigrationStateMachine, ResumingSession, SavingSession, encodeRecord } from '../src/index.js';
+import type { MigRecord } from '../src/index.js';
 
 function readAll(s: SavingSession, n: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -38,5 +46,57 @@ describe('final state given as parts', () => {
     readAll(s, 1000);
     s.end();
     expect(first).toEqual(copy);
+  });
+});
+
+describe('MigrationDriver.stageRecord', () => {
+  function pair(stage: (r: MigRecord) => void) {
+    const flags = VFIO_MIGRATION_STOP_COPY;
+    const src = new MigrationStateMachine(
+      { migrationFlags: flags, setState: (arc) => (arc.to === VFIO_DEVICE_STATE_STOP_COPY ? { finalState: () => [Uint8Array.of(1), Uint8Array.of(2)] } : undefined), dataSize: () => 2 },
+      { tag: 't', maxRecordPayload: 1 },
+    );
+    const arcs: string[] = [];
+    const dst = new MigrationStateMachine(
+      { migrationFlags: flags, setState: (arc) => { arcs.push(`${arc.from}>${arc.to}${arc.resumed ? ` ${arc.resumed.records.length}` : ''}`); }, dataSize: () => 0, stageRecord: stage },
+      { tag: 't' },
+    );
+    const out = src.setState(VFIO_DEVICE_STATE_STOP_COPY) as SavingSession;
+    const into = dst.setState(VFIO_DEVICE_STATE_RESUMING) as ResumingSession;
+    return { out, into, dst, arcs };
+  }
+
+  it('sees each data record as soon as it validated, before RESUMING → STOP', () => {
+    const staged: number[] = [];
+    const { out, into, dst, arcs } = pair((r) => staged.push(r.payload[0]!));
+    const bytes = readAll(out, 1 << 20);
+    const all = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
+    let at = 0;
+    for (const b of bytes) {
+      all.set(b, at);
+      at += b.length;
+    }
+    // START (24 + 1 tag byte) then the first FINAL record (24 + 1): the second record is not complete yet.
+    into.write(all.subarray(0, 24 + 1 + 24 + 1 + 10));
+    expect(staged).toEqual([1]);
+    into.write(all.subarray(24 + 1 + 24 + 1 + 10));
+    expect(staged).toEqual([1, 2]);
+    dst.setState(VFIO_DEVICE_STATE_STOP);
+    expect(arcs.at(-1)).toBe(`${VFIO_DEVICE_STATE_RESUMING}>${VFIO_DEVICE_STATE_STOP} 2`);
+  });
+
+  it('a record the driver rejects fails RESUMING → STOP with its errno, into ERROR', () => {
+    const { out, into, dst } = pair((r) => {
+      if (r.payload[0] === 2) throw new SysError('EBADMSG', 'bad entry');
+    });
+    for (const c of readAll(out, 7)) into.write(c);
+    let errno = '';
+    try {
+      dst.setState(VFIO_DEVICE_STATE_STOP);
+    } catch (e) {
+      errno = (e as SysError).errno;
+    }
+    expect(errno).toBe('EBADMSG');
+    expect(dst.state).toBe(VFIO_DEVICE_STATE_ERROR);
   });
 });

@@ -2,7 +2,7 @@
  * The region-access fast path (src/driver/region-io.ts) against the general path (inventory §3.3): two identical
  * hosts run the same random pread/pwrite sequence, one through the device fd (which takes the fast path whenever it
  * applies) and one through regionRw directly; every result, errno and the state left behind must agree. The
- * operations cluster where the rules are: the config header and capability boundaries, COMMAND (memory decoding
+ * operations cluster where the rules are: the config header, capability boundaries and extended capabilities, COMMAND (memory decoding
  * on and off), the MSI-X table window, I/O and memory BARs, BAR ends, the ROM, and lengths around the fast path's
  * limit.
  */
@@ -52,10 +52,10 @@ function outcome(fn: () => Uint8Array | number): unknown {
   }
 }
 
-function ops(barSizes: Record<number, number>, hot: readonly number[]): fc.Arbitrary<Op[]> {
+function ops(barSizes: Record<number, number>, hot: readonly number[], configSize = 256): fc.Arbitrary<Op[]> {
   const indexes = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const offsetFor = (index: number): fc.Arbitrary<number> => {
-    const size = index === 7 ? 256 : (barSizes[index] ?? 0x100);
+    const size = index === 7 ? configSize : (barSizes[index] ?? 0x100);
     return fc.oneof(
       fc.integer({ min: 0, max: 0x48 }),
       fc.constantFrom(...hot.map((h) => Math.min(h, size + 4))),
@@ -102,13 +102,18 @@ function run(make: () => { t: TestHost; bdf: string }, list: Op[]): void {
   const devA = coreDevice(a.t, a.bdf);
   for (const index of [0, 1, 2, 3, 7]) {
     const at = vfioPciOffset(index);
-    expect(outcome(() => slowRead(devA, 256, at))).toEqual(outcome(() => slowRead(devB, 256, at)));
+    const n = index === 7 ? devA.opened.config.size : 256;
+    expect(outcome(() => slowRead(devA, n, at))).toEqual(outcome(() => slowRead(devB, n, at)));
   }
 }
 
 it('the fast path answers exactly as the general path on the e1000e (MSI-X window, I/O BAR, ROM)', () => {
-  // BAR3 holds the MSI-X table (0..80); BAR2 is an I/O BAR; PCIe capabilities start at 0xc8 in the fixture.
-  const arb = ops({ 0: 0x20000, 1: 0x20000, 2: 0x20, 3: 0x4000 }, [0x3c, 0x4e, 0x50, 0x7c, 0x80, 0xa0, 0xc8, 0xe0]);
+  // BAR3 holds the MSI-X table (0..80); BAR2 is an I/O BAR; capabilities from 0xc8, extended ones from 0x100.
+  const arb = ops(
+    { 0: 0x20000, 1: 0x20000, 2: 0x20, 3: 0x4000 },
+    [0x3c, 0x4e, 0x50, 0x7c, 0x80, 0xa0, 0xc8, 0xe0, 0x100, 0x104, 0x140, 0x150],
+    4096,
+  );
   fc.assert(
     fc.property(arb, (list) => {
       run(() => ({ t: makeHost([{ bdf: E1000E_BDF, fn: e1000eFunction(), driver: 'vfio-pci' }]), bdf: E1000E_BDF }), list);

@@ -12,3 +12,4 @@ export * from './vfio.js';
 export * from './iommufd.js';
 export * from './caps.js';
 export * from './syscall.js';
+export * from './pci-regs.js';

@@ -239,6 +239,15 @@ export class VfioPciConfig {
   readBytes(offset: number, length: number): Uint8Array {
     this.#checkRange(offset, length);
     const out = new Uint8Array(length);
+    // One naturally aligned piece inside one capability (the usual register read): no splitting loop.
+    if ((length === 4 ? (offset & 3) === 0 : length === 2 ? (offset & 1) === 0 : length === 1) && this.#runAt[offset]! >= length) {
+      let value = this.#access(offset, length, undefined);
+      for (let i = 0; i < length; i++) {
+        out[i] = value & 0xff;
+        value >>>= 8;
+      }
+      return out;
+    }
     const end = offset + length;
     let pos = offset;
     while (pos < end) {
