@@ -8,7 +8,7 @@ import { parseCapChain, regionTypeCapPayload, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_
 import { simPlatform } from '@vfio-ts/sim';
 import { describe, expect, it } from 'vitest';
 import { createVfioPciCore, registerVfioPciVariant, vfioPci, vfioPciVariant } from '../src/index.js';
-import type { VfioPciVariantSpec } from '../src/index.js';
+import type { VfioPciCoreDevice, VfioPciVariantSpec } from '../src/index.js';
 import { EDU_BDF, eduPassive } from './driver-helpers.js';
 
 function hostWith(spec: VfioPciVariantSpec) {
@@ -73,6 +73,20 @@ describe('vfio-pci variant drivers', () => {
       migOps: { migrationSetState: () => undefined, migrationGetState: () => 0, migrationGetDataSize: () => 0n },
     });
     expect(ok.platform.pci.device(EDU_BDF)!.driver).toBe('good-mig');
+  });
+
+  it('puts the migration ops, log ops and flags on the VFIO device, where the migration() handlers look', () => {
+    const migOps = { migrationSetState: () => null, migrationGetState: () => 2, migrationGetDataSize: () => 0n };
+    const logOps = { logStart: () => undefined, logStop: () => undefined, logReadAndClear: () => undefined };
+    let bound: VfioPciCoreDevice | undefined;
+    const { platform } = hostWith({ name: 'mig', ids: ['1234:11e8'], migrationFlags: 1 | 4, migOps, logOps, init: (d) => { bound = d; } });
+    expect(platform.pci.device(EDU_BDF)!.driver).toBe('mig');
+    expect(bound!.vdev.migrationOps).toBe(migOps);
+    expect(bound!.vdev.logOps).toBe(logOps);
+    expect(bound!.vdev.migrationFlags).toBe(1 | 4);
+    let plain: VfioPciCoreDevice | undefined;
+    hostWith({ name: 'plain', ids: ['1234:11e8'], init: (d) => { plain = d; } });
+    expect([plain!.vdev.migrationOps, plain!.vdev.logOps, plain!.vdev.migrationFlags]).toEqual([undefined, undefined, 0]);
   });
 
   it('registers through registerVfioPciVariant as a plugin or from a plugin setup', () => {

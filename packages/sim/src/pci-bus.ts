@@ -13,7 +13,7 @@ import type {
   PciFunction,
   PciFunctionContext,
 } from '@vfio-ts/platform';
-import { isSysError, sysError } from '@vfio-ts/uapi';
+import { PCI_ACS_CR, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF, isSysError, sysError } from '@vfio-ts/uapi';
 import { ConfigSpaceFunction, PCI, findCapability, findExtCapability, type ConfigReader } from './pci-config.js';
 import type { DmaChunk, SimGroup } from './group.js';
 import type { SimPhysicalMemory } from './physical.js';
@@ -82,9 +82,8 @@ export function formatBdf(b: Bdf): string {
 
 const bdfKey = (b: Bdf): number => ((b.domain * 256 + b.bus) * 32 + b.dev) * 8 + b.fn;
 
-/** ACS flags Linux requires for isolation (REQ_ACS_FLAGS = SV | RR | CR | UF). */
-const REQ_ACS_FLAGS = 0x01 | 0x04 | 0x08 | 0x10;
-const ACS_EC = 0x20;
+/** ACS flags Linux requires for isolation (drivers/iommu/iommu.c REQ_ACS_FLAGS). */
+const REQ_ACS_FLAGS = PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF;
 
 const BRIDGE_IDS: Record<SimPciBridgeEntry['bridge'], { vendor: number; device: number; expType: number | undefined }> = {
   'pcie-root-port': { vendor: 0x1b36, device: 0x000c, expType: PCI.EXP_TYPE_ROOT_PORT },
@@ -275,7 +274,7 @@ export class SimPciDevice implements PciDeviceHandle {
     if (!pos) return false;
     const cap = this.read(pos + 4, 2);
     const ctrl = this.read(pos + 6, 2);
-    const flags = REQ_ACS_FLAGS & (cap | ACS_EC);
+    const flags = REQ_ACS_FLAGS & (cap | PCI_ACS_EC);
     return (ctrl & flags) === flags;
   }
 

@@ -5,45 +5,86 @@
  * sparse RAM.
  */
 import type { PciBarInfo, PciFunction } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
+import {
+  PCI_BASE_ADDRESS_0,
+  PCI_CACHE_LINE_SIZE,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_AF,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_MSIX,
+  PCI_CAP_ID_PM,
+  PCI_CLASS_PROG,
+  PCI_COMMAND,
+  PCI_DEVICE_ID,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_EXP_TYPE_ENDPOINT,
+  PCI_EXP_TYPE_LEG_END,
+  PCI_EXP_TYPE_PCIE_BRIDGE,
+  PCI_EXP_TYPE_PCI_BRIDGE,
+  PCI_EXP_TYPE_RC_EC,
+  PCI_EXP_TYPE_RC_END,
+  PCI_EXP_TYPE_ROOT_PORT,
+  PCI_EXP_TYPE_UPSTREAM,
+  PCI_EXT_CAP_ID_ACS,
+  PCI_EXT_CAP_ID_ERR,
+  PCI_HEADER_TYPE,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_LATENCY_TIMER,
+  PCI_REVISION_ID,
+  PCI_ROM_ADDRESS,
+  PCI_ROM_ADDRESS1,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
+  pciExtCapId,
+  pciExtCapNext,
+  sysError,
+} from '@vfio-ts/uapi';
 
-/** Standard config-space offsets and capability ids (include/uapi/linux/pci_regs.h). */
+/**
+ * Standard config-space offsets and capability ids (include/uapi/linux/pci_regs.h) under short names; the values
+ * come from `@vfio-ts/uapi`, their one home.
+ */
 export const PCI = {
-  VENDOR_ID: 0x00,
-  DEVICE_ID: 0x02,
-  COMMAND: 0x04,
-  STATUS: 0x06,
-  STATUS_CAP_LIST: 0x10,
-  REVISION_ID: 0x08,
-  CLASS_PROG: 0x09,
-  CACHE_LINE_SIZE: 0x0c,
-  LATENCY_TIMER: 0x0d,
-  HEADER_TYPE: 0x0e,
-  BASE_ADDRESS_0: 0x10,
-  SUBSYSTEM_VENDOR_ID: 0x2c,
-  SUBSYSTEM_ID: 0x2e,
-  ROM_ADDRESS: 0x30,
-  ROM_ADDRESS1: 0x38,
-  CAPABILITY_LIST: 0x34,
-  INTERRUPT_LINE: 0x3c,
-  INTERRUPT_PIN: 0x3d,
-  CAP_ID_PM: 0x01,
-  CAP_ID_MSI: 0x05,
-  CAP_ID_EXP: 0x10,
-  CAP_ID_MSIX: 0x11,
-  CAP_ID_AF: 0x13,
-  EXT_CAP_ID_ERR: 0x0001,
-  EXT_CAP_ID_ACS: 0x000d,
+  VENDOR_ID: PCI_VENDOR_ID,
+  DEVICE_ID: PCI_DEVICE_ID,
+  COMMAND: PCI_COMMAND,
+  STATUS: PCI_STATUS,
+  STATUS_CAP_LIST: PCI_STATUS_CAP_LIST,
+  REVISION_ID: PCI_REVISION_ID,
+  CLASS_PROG: PCI_CLASS_PROG,
+  CACHE_LINE_SIZE: PCI_CACHE_LINE_SIZE,
+  LATENCY_TIMER: PCI_LATENCY_TIMER,
+  HEADER_TYPE: PCI_HEADER_TYPE,
+  BASE_ADDRESS_0: PCI_BASE_ADDRESS_0,
+  SUBSYSTEM_VENDOR_ID: PCI_SUBSYSTEM_VENDOR_ID,
+  SUBSYSTEM_ID: PCI_SUBSYSTEM_ID,
+  ROM_ADDRESS: PCI_ROM_ADDRESS,
+  ROM_ADDRESS1: PCI_ROM_ADDRESS1,
+  CAPABILITY_LIST: PCI_CAPABILITY_LIST,
+  INTERRUPT_LINE: PCI_INTERRUPT_LINE,
+  INTERRUPT_PIN: PCI_INTERRUPT_PIN,
+  CAP_ID_PM: PCI_CAP_ID_PM,
+  CAP_ID_MSI: PCI_CAP_ID_MSI,
+  CAP_ID_EXP: PCI_CAP_ID_EXP,
+  CAP_ID_MSIX: PCI_CAP_ID_MSIX,
+  CAP_ID_AF: PCI_CAP_ID_AF,
+  EXT_CAP_ID_ERR: PCI_EXT_CAP_ID_ERR,
+  EXT_CAP_ID_ACS: PCI_EXT_CAP_ID_ACS,
   /** PCIe capability: port types (flags bits 7:4). */
-  EXP_TYPE_ENDPOINT: 0x0,
-  EXP_TYPE_LEG_END: 0x1,
-  EXP_TYPE_ROOT_PORT: 0x4,
-  EXP_TYPE_UPSTREAM: 0x5,
-  EXP_TYPE_DOWNSTREAM: 0x6,
-  EXP_TYPE_PCI_BRIDGE: 0x7,
-  EXP_TYPE_PCIE_BRIDGE: 0x8,
-  EXP_TYPE_RC_END: 0x9,
-  EXP_TYPE_RC_EC: 0xa,
+  EXP_TYPE_ENDPOINT: PCI_EXP_TYPE_ENDPOINT,
+  EXP_TYPE_LEG_END: PCI_EXP_TYPE_LEG_END,
+  EXP_TYPE_ROOT_PORT: PCI_EXP_TYPE_ROOT_PORT,
+  EXP_TYPE_UPSTREAM: PCI_EXP_TYPE_UPSTREAM,
+  EXP_TYPE_DOWNSTREAM: PCI_EXP_TYPE_DOWNSTREAM,
+  EXP_TYPE_PCI_BRIDGE: PCI_EXP_TYPE_PCI_BRIDGE,
+  EXP_TYPE_PCIE_BRIDGE: PCI_EXP_TYPE_PCIE_BRIDGE,
+  EXP_TYPE_RC_END: PCI_EXP_TYPE_RC_END,
+  EXP_TYPE_RC_EC: PCI_EXP_TYPE_RC_EC,
 } as const;
 
 /** Reads config space through a function's accessor. */
@@ -80,8 +121,8 @@ export function listExtCapabilities(read: ConfigReader, cfgSize: number): [numbe
   for (let ttl = (4096 - 256) / 8; ttl > 0; ttl--) {
     const header = read(pos, 4) >>> 0;
     if (header === 0 || header === 0xffffffff) break;
-    out.push([header & 0xffff, pos]);
-    pos = (header >>> 20) & 0xffc;
+    out.push([pciExtCapId(header), pos]);
+    pos = pciExtCapNext(header);
     if (pos < 0x100) break;
   }
   return out;

@@ -556,8 +556,20 @@ export const PCI_CAP_VC_BASE_SIZEOF = 0x10;
 export const PCI_CAP_VC_PER_VC_SIZEOF = 0x0c;
 /** ACS capability register. */
 export const PCI_ACS_CAP = 4;
+/** ACS: source validation. */
+export const PCI_ACS_SV = 0x01;
+/** ACS: translation blocking. */
+export const PCI_ACS_TB = 0x02;
+/** ACS: P2P request redirect. */
+export const PCI_ACS_RR = 0x04;
+/** ACS: P2P completion redirect. */
+export const PCI_ACS_CR = 0x08;
+/** ACS: upstream forwarding. */
+export const PCI_ACS_UF = 0x10;
 /** ACS: P2P egress control. */
 export const PCI_ACS_EC = 0x20;
+/** ACS: direct translated P2P. */
+export const PCI_ACS_DT = 0x40;
 /** ACS capability: egress control vector size field. */
 export const PCI_ACS_EGRESS_BITS = 5;
 /** Resizable BAR control register. */

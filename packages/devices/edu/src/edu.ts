@@ -85,6 +85,13 @@ export interface EduFunction extends PciFunction {
   readonly configSize: 256;
   barRead(bar: number, offset: bigint, length: number): Uint8Array;
   barWrite(bar: number, offset: bigint, data: Uint8Array): void;
+  /**
+   * The little-endian value of `size` bytes at `offset` of BAR `bar`: exactly what {@link barRead} returns for the
+   * same access, without a temporary array or bigint offset (vfio-pci uses it for register-sized accesses).
+   */
+  barReadValue(bar: number, offset: number, size: 1 | 2 | 4): number;
+  /** Writes the low `size` bytes of `value` (little-endian) at `offset`: exactly {@link barWrite} of those bytes. */
+  barWriteValue(bar: number, offset: number, size: 1 | 2 | 4, value: number): void;
   attach(ctx: PciFunctionContext): void;
   reset(kind: 'flr' | 'pm' | 'bus'): void;
   /** A copy of the device's 4 KiB DMA buffer (debugging aid; not visible to the bus). */
@@ -296,6 +303,54 @@ class EduDevice implements EduFunction {
       }
       pos += size;
     }
+  }
+
+  barReadValue(bar: number, offset: number, size: 1 | 2 | 4): number {
+    if (!Number.isInteger(offset)) throw sysError('EINVAL', `edu: bad BAR offset ${offset}`);
+    if (!EduDevice.simpleAccess(bar, offset, size)) {
+      // Anything but one aligned in-range piece: barRead's own answer (or error).
+      const bytes = this.barRead(bar, BigInt(offset), size);
+      let v = 0;
+      for (let i = bytes.length - 1; i >= 0; i--) v = v * 256 + bytes[i]!;
+      return v;
+    }
+    if ((this.command() & PCI_COMMAND_MEMORY) === 0) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    if (this.inMmioBuffer(offset, size)) {
+      const from = offset - DMA_BUFFER_START;
+      let v = 0;
+      for (let i = size - 1; i >= 0; i--) v = v * 256 + this.buffer[from + i]!;
+      return v;
+    }
+    return this.mmioRead(offset, size);
+  }
+
+  barWriteValue(bar: number, offset: number, size: 1 | 2 | 4, value: number): void {
+    if (!Number.isInteger(offset)) throw sysError('EINVAL', `edu: bad BAR offset ${offset}`);
+    const lo = size === 4 ? value >>> 0 : value & ((1 << (8 * size)) - 1);
+    if (!EduDevice.simpleAccess(bar, offset, size)) {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = (lo >>> (8 * i)) & 0xff;
+      this.barWrite(bar, BigInt(offset), bytes);
+      return;
+    }
+    if ((this.command() & PCI_COMMAND_MEMORY) === 0) return;
+    if (this.inMmioBuffer(offset, size)) {
+      const to = offset - DMA_BUFFER_START;
+      for (let i = 0; i < size; i++) this.buffer[to + i] = (lo >>> (8 * i)) & 0xff;
+      return;
+    }
+    this.mmioWrite(offset, size, lo, 0);
+  }
+
+  /** One naturally aligned 1/2/4-byte piece inside BAR0: what barRead/barWrite would issue as a single chunk. */
+  private static simpleAccess(bar: number, offset: number, size: number): boolean {
+    return (
+      bar === 0 &&
+      (size === 4 || size === 2 || size === 1) &&
+      offset >= 0 &&
+      offset % size === 0 &&
+      offset + size <= BAR0_BYTES
+    );
   }
 
   private inMmioBuffer(at: number, size: number): boolean {

@@ -1,24 +1,50 @@
 /**
- * The few standard PCI register offsets and bits this model touches (Linux include/uapi/linux/pci_regs.h).
- * Internal: the public constants of the device live in `regs.ts`.
+ * The standard PCI register offsets and bits this model touches, re-exported from `@vfio-ts/uapi` (the one home of
+ * Linux's include/uapi/linux/pci_regs.h), plus the status bits it treats as write-1-to-clear. Internal: the public
+ * constants of the device live in `regs.ts`.
  */
-export const PCI_VENDOR_ID = 0x00;
-export const PCI_DEVICE_ID = 0x02;
-export const PCI_COMMAND = 0x04;
-export const PCI_COMMAND_IO = 0x0001;
-export const PCI_COMMAND_MEMORY = 0x0002;
-export const PCI_COMMAND_MASTER = 0x0004;
-export const PCI_COMMAND_SERR = 0x0100;
-export const PCI_COMMAND_INTX_DISABLE = 0x0400;
-export const PCI_STATUS = 0x06;
-export const PCI_STATUS_INTERRUPT = 0x0008;
-export const PCI_STATUS_CAP_LIST = 0x0010;
-export const PCI_STATUS_PARITY = 0x0100;
-export const PCI_STATUS_SIG_TARGET_ABORT = 0x0800;
-export const PCI_STATUS_REC_TARGET_ABORT = 0x1000;
-export const PCI_STATUS_REC_MASTER_ABORT = 0x2000;
-export const PCI_STATUS_SIG_SYSTEM_ERROR = 0x4000;
-export const PCI_STATUS_DETECTED_PARITY = 0x8000;
+import {
+  PCI_STATUS_PARITY,
+  PCI_STATUS_SIG_TARGET_ABORT,
+  PCI_STATUS_REC_TARGET_ABORT,
+  PCI_STATUS_REC_MASTER_ABORT,
+  PCI_STATUS_SIG_SYSTEM_ERROR,
+  PCI_STATUS_DETECTED_PARITY,
+} from '@vfio-ts/uapi';
+
+export {
+  PCI_BASE_ADDRESS_0,
+  PCI_CACHE_LINE_SIZE,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_MSI,
+  PCI_CLASS_PROG,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_COMMAND_SERR,
+  PCI_DEVICE_ID,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_QMASK,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_REVISION_ID,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_STATUS_INTERRUPT,
+  PCI_STATUS_REC_MASTER_ABORT,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
+} from '@vfio-ts/uapi';
+
 /** Status bits software clears by writing 1. */
 export const PCI_STATUS_W1C =
   PCI_STATUS_PARITY |
@@ -27,24 +53,3 @@ export const PCI_STATUS_W1C =
   PCI_STATUS_REC_MASTER_ABORT |
   PCI_STATUS_SIG_SYSTEM_ERROR |
   PCI_STATUS_DETECTED_PARITY;
-export const PCI_REVISION_ID = 0x08;
-export const PCI_CLASS_PROG = 0x09;
-export const PCI_CACHE_LINE_SIZE = 0x0c;
-export const PCI_HEADER_TYPE = 0x0e;
-export const PCI_BASE_ADDRESS_0 = 0x10;
-export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c;
-export const PCI_SUBSYSTEM_ID = 0x2e;
-export const PCI_ROM_ADDRESS = 0x30;
-export const PCI_CAPABILITY_LIST = 0x34;
-export const PCI_INTERRUPT_LINE = 0x3c;
-export const PCI_INTERRUPT_PIN = 0x3d;
-
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_MSI_FLAGS = 2;
-export const PCI_MSI_FLAGS_ENABLE = 0x0001;
-export const PCI_MSI_FLAGS_QMASK = 0x000e;
-export const PCI_MSI_FLAGS_QSIZE = 0x0070;
-export const PCI_MSI_FLAGS_64BIT = 0x0080;
-export const PCI_MSI_ADDRESS_LO = 4;
-export const PCI_MSI_ADDRESS_HI = 8;
-export const PCI_MSI_DATA_64 = 12;

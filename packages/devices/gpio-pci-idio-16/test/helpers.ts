@@ -1,85 +1,15 @@
 /**
- * A tiny PciFunctionContext for model tests: INTx levels recorded in order, no DMA (the card never masters the bus),
- * and a manual clock that only moves when the test says so.
+ * The model bench for this card: @vfio-ts/sim's `ModelTestContext` with INTx levels recorded in order, no DMA (the card
+ * never masters the bus), and a manual clock that only moves when the test says so; plus register access helpers.
  */
-import type { Clock, PciFunctionContext } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
+import { ModelTestContext } from '@vfio-ts/sim';
 import { IDIO16_BAR, idio16Function } from '../src/index.js';
 import type { Idio16Function, Idio16Options, Idio16Simulation } from '../src/index.js';
 
-/** Simulated time that advances only through {@link ManualClock.advance}. */
-export class ManualClock implements Clock {
-  private time = 0;
-  private seq = 0;
-  private timers: { at: number; seq: number; fn: () => void; live: boolean }[] = [];
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimeout(fn: () => void, ms: number): { cancel(): void } {
-    const t = { at: this.time + ms, seq: this.seq++, fn, live: true };
-    this.timers.push(t);
-    return {
-      cancel: () => {
-        t.live = false;
-      },
-    };
-  }
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.setTimeout(resolve, ms));
-  }
-
-  /** Number of timers still armed. */
-  get pending(): number {
-    return this.timers.filter((t) => t.live).length;
-  }
-
-  /** Moves time forward by `ms`, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      const due = this.timers
-        .filter((t) => t.live && t.at <= end)
-        .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (!due) break;
-      due.live = false;
-      this.time = due.at;
-      due.fn();
-    }
-    this.timers = this.timers.filter((t) => t.live);
-    this.time = end;
-  }
-}
-
-/** Records what the card does to the outside world. */
-export class FakeHost implements PciFunctionContext {
-  readonly bdf = '0000:00:05.0';
-  readonly clock = new ManualClock();
-  /** INTx levels in the order the card drove them. */
-  readonly intx: boolean[] = [];
-  readonly msi: number[] = [];
-  readonly dma = {
-    read: (): Uint8Array => {
-      throw sysError('EFAULT', 'the PCI-IDIO-16 is a target-only device');
-    },
-    write: (): void => {
-      throw sysError('EFAULT', 'the PCI-IDIO-16 is a target-only device');
-    },
-  };
-
-  /** Current INTx level (last value driven, false initially). */
-  get intxLevel(): boolean {
-    return this.intx.at(-1) ?? false;
-  }
-
-  setIntx(level: boolean): void {
-    this.intx.push(level);
-  }
-
-  msiNotify(vector: number): void {
-    this.msi.push(vector);
+/** The model bench from @vfio-ts/sim at this card's address, with DMA refused: the card never masters the bus. */
+export class FakeHost extends ModelTestContext {
+  constructor() {
+    super({ bdf: '0000:00:05.0', dma: false, noDmaReason: 'the PCI-IDIO-16 is a target-only device' });
   }
 }
 

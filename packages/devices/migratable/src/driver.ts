@@ -75,17 +75,14 @@ function initDevice(dev: VfioPciCoreDevice, options: MigratableDriverOptions): M
   };
   const data: MigratableDeviceData = { fn: model, migration, logger };
   dev.variantData = data;
-  // vfio-pci checks these at registration (complete ops, STOP_COPY in the flags) under Linux's names ...
+  // vfio-pci checks these at registration (complete ops, STOP_COPY in the flags) under Linux's names and puts
+  // them on the VFIO device with the spec's flags, where the migration() plugin's handlers read them.
   dev.migOps = {
     migrationSetState: (state: number) => migration.setState(state),
     migrationGetState: () => migration.getState(),
     migrationGetDataSize: () => migration.getDataSize(),
   };
   dev.logOps = logger;
-  // ... and the core's feature handlers (the migration() plugin) read them from the VFIO device.
-  dev.vdev.migrationOps = migration;
-  dev.vdev.logOps = logger;
-  dev.vdev.migrationFlags = MIGRATABLE_MIGRATION_FLAGS;
   return data;
 }
 

@@ -5,17 +5,10 @@
  * hands over the header as initial data; STOP_COPY sends the ports (mtty does no DMA, so P2P arcs are no-ops and
  * the DMA-logging ops record nothing).
  */
-import {
-  DmaLogger,
-  migrationFeatureHandlers,
-  migrationFile,
-  MigrationStateMachine,
-} from '@vfio-ts/migration';
-import type { MigrationArcRequest, MigrationDriver, MigrationFeatureContext, SavingSource } from '@vfio-ts/migration';
-import type { SyscallContext } from '@vfio-ts/core';
+import { DmaLogger, MigrationStateMachine } from '@vfio-ts/migration';
+import type { MigrationArcRequest, MigrationDriver, SavingSource } from '@vfio-ts/migration';
 import {
   SysError,
-  VFIO_DEVICE_FEATURE_MASK,
   VFIO_DEVICE_STATE_PRE_COPY,
   VFIO_DEVICE_STATE_PRE_COPY_P2P,
   VFIO_DEVICE_STATE_RUNNING,
@@ -166,35 +159,18 @@ export function mttyMigrationDriver(card: MttyMigratable): MigrationDriver {
   };
 }
 
-/** The migration pieces of one card: the state machine, a DMA logger, and the feature dispatch. */
+/**
+ * The migration pieces of one card: the state machine (mtty_migration_ops) and a DMA logger (mtty_log_ops, which
+ * records nothing as mtty does no DMA). The driver puts both on its VFIO device at init; `migration()` from
+ * @vfio-ts/migration answers the feature ioctls with them.
+ */
 export class MttyMigration {
+  /** The migration v2 ops (device->mig_ops). */
   readonly machine: MigrationStateMachine;
+  /** The DMA-logging ops (device->log_ops). */
   readonly dmaLogger = new DmaLogger();
-  readonly #handlers = migrationFeatureHandlers();
 
   constructor(card: MttyMigratable) {
     this.machine = new MigrationStateMachine(mttyMigrationDriver(card), { tag: `vfio-ts:mtty:${card.nrPorts}` });
-  }
-
-  /**
-   * VFIO_DEVICE_FEATURE for the migration and DMA-logging indexes (what Linux's core does for a device with
-   * mig_ops and log_ops); any other index is EINVAL, as for a driver without a device_feature op.
-   */
-  deviceFeature(flags: number, data: Uint8Array, dataSize: number, call: SyscallContext): number {
-    const handler = this.#handlers.get(flags & VFIO_DEVICE_FEATURE_MASK);
-    if (!handler) throw new SysError('EINVAL', `feature ${flags & VFIO_DEVICE_FEATURE_MASK} is not supported`);
-    const context: MigrationFeatureContext = {
-      memory: {
-        read: (addr, length) => call.task.mm.read(addr, length),
-        write: (addr, bytes) => {
-          call.task.mm.write(addr, bytes);
-        },
-      },
-      installFile: (session) => {
-        const file = migrationFile(session);
-        return call.installFile(file, file.openFlags);
-      },
-    };
-    return handler(flags, dataSize, data, { migration: this.machine, dmaLogging: this.dmaLogger }, context);
   }
 }

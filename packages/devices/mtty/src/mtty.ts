@@ -44,7 +44,7 @@ import {
   vfioIrqSet,
   vfioRegionInfo,
 } from '@vfio-ts/uapi';
-import { MttyMigration } from './migration.js';
+import { MTTY_MIGRATION_FLAGS, MttyMigration } from './migration.js';
 import { MttyUarts } from './uart.js';
 import type { MttyWiring } from './uart.js';
 
@@ -388,10 +388,15 @@ export interface MttyHandle {
 function mttyOps(ports: { avail: number }, nrPorts: 1 | 2): VfioDeviceOps<MttyState> {
   return {
     name: 'vfio-mtty',
-    init() {
-      // mtty_init_dev: take the card's ports from the budget or refuse the create.
+    init(device) {
+      // mtty_init_dev: take the card's ports from the budget or refuse the create ...
       if (ports.avail < nrPorts) throw new SysError('ENOSPC', `${ports.avail} mtty ports left, ${nrPorts} needed`);
       ports.avail -= nrPorts;
+      // ... and hang the migration and logging ops on the VFIO device (vdev->mig_ops, log_ops, migration_flags):
+      // the VFIO_DEVICE_FEATURE indexes for them are served by @vfio-ts/migration's `migration()` host plugin.
+      device.migrationOps = device.data.migration.machine;
+      device.logOps = device.data.migration.dmaLogger;
+      device.migrationFlags = MTTY_MIGRATION_FLAGS;
     },
     release() {
       ports.avail += nrPorts;
@@ -408,9 +413,6 @@ function mttyOps(ports: { avail: number }, nrPorts: 1 | 2): VfioDeviceOps<MttySt
     ioctl(device, cmd, arg, call) {
       return ioctl(device.data, cmd, arg, call);
     },
-    deviceFeature(device, flags, data, dataSize, call) {
-      return device.data.migration.deviceFeature(flags, data, dataSize, call);
-    },
     closeDevice(device) {
       device.data.migration.machine.close();
       device.data.disableIntx();
@@ -420,9 +422,11 @@ function mttyOps(ports: { avail: number }, nrPorts: 1 | 2): VfioDeviceOps<MttySt
 }
 
 /**
- * The mtty sample driver as a host plugin: registers the `mtty` parent with types `mtty-1` and `mtty-2`.
+ * The mtty sample driver as a host plugin: registers the `mtty` parent with types `mtty-1` and `mtty-2`. Add
+ * `migration()` from `@vfio-ts/migration` for the migration and DMA-logging `VFIO_DEVICE_FEATURE`s (as in Linux,
+ * mtty only provides the ops; without the plugin those indexes answer EINVAL).
  * ```ts
- * createHost({ platform: simPlatform(), plugins: [type1(), mtty()] });
+ * createHost({ platform: simPlatform(), plugins: [type1(), mtty(), migration()] });
  * // echo $UUID > /sys/devices/virtual/mtty/mtty/mdev_supported_types/mtty-2/create
  * ```
  */

@@ -1,10 +1,21 @@
 import { createHost, O_WRONLY, openVfioDevice } from '@vfio-ts/core';
 import type { Process } from '@vfio-ts/core';
 import { type1 } from '@vfio-ts/iommu-type1';
+import {
+  getMigrationFlags,
+  migration,
+  probeFeature,
+  reportDmaLogging,
+  startDmaLogging,
+  stopDmaLogging,
+} from '@vfio-ts/migration';
 import { simPlatform } from '@vfio-ts/sim';
 import {
   SysError,
   VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
   VFIO_DEVICE_FEATURE_GET,
   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
@@ -52,8 +63,10 @@ function errnoOf(f: () => unknown): string {
   throw new Error('expected a SysError');
 }
 
-function card(type: 'mtty-1' | 'mtty-2'): { p: Process; device: number } {
-  const host = createHost({ platform: simPlatform(), plugins: [type1(), mtty()] });
+/** A host with an mtty card of `type` open; `migration()` is installed unless `withPlugin` is false. */
+function card(type: 'mtty-1' | 'mtty-2', withPlugin = true): { p: Process; device: number } {
+  const plugins = withPlugin ? [type1(), mtty(), migration()] : [type1(), mtty()];
+  const host = createHost({ platform: simPlatform(), plugins });
   const p = host.spawn({ uid: 0, capabilities: ['CAP_IPC_LOCK'] });
   const fd = p.open(`/sys/devices/virtual/mtty/mtty/mdev_supported_types/${type}/create`, O_WRONLY);
   p.write(fd, new TextEncoder().encode(U));
@@ -115,7 +128,7 @@ describe('mtty migration v2', () => {
     expect(errnoOf(() => { loadMttyState(t, bytes.subarray(0, 95)); })).toBe('EINVAL');
   });
 
-  it('moves a card through PRE_COPY and STOP_COPY to another host, UART state and all', () => {
+  it('moves a card through PRE_COPY and STOP_COPY to another host with mtty + migration(), UART state and all', () => {
     const src = card('mtty-2');
     const flags = feature(src.p, src.device, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION).getBigUint64(0, true);
     expect(flags).toBe(BigInt(MTTY_MIGRATION_FLAGS));
@@ -175,5 +188,31 @@ describe('mtty migration v2', () => {
     expect(getState(dst.p, dst.device)).toBe(VFIO_DEVICE_STATE_RUNNING);
     // An index mtty does not serve.
     expect(errnoOf(() => feature(dst.p, dst.device, VFIO_DEVICE_FEATURE_GET | 3))).toBe('EINVAL');
+  });
+
+  it('gives migration() its log ops: DMA logging starts, reports nothing (mtty does no DMA) and stops', () => {
+    const { p, device } = card('mtty-1');
+    expect(probeFeature(p, device, VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_SET)).toBe(true);
+    startDmaLogging(p, device, [{ iova: 0x10000n, length: 0x4000n }], 4096n);
+    expect([...reportDmaLogging(p, device, 0x10000n, 0x4000n, 4096n)].every((b) => b === 0)).toBe(true);
+    stopDmaLogging(p, device);
+    expect(getMigrationFlags(p, device)).toBe(MTTY_MIGRATION_FLAGS);
+  });
+
+  it('has no VFIO_DEVICE_FEATURE op of its own: without migration() the migration indexes are EINVAL', () => {
+    const { p, device } = card('mtty-2', false);
+    for (const index of [
+      VFIO_DEVICE_FEATURE_MIGRATION,
+      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+      VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+      VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+      VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+      VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+    ]) {
+      expect(errnoOf(() => feature(p, device, VFIO_DEVICE_FEATURE_GET | index))).toBe('EINVAL');
+    }
+    // The card itself works as before.
+    reg(p, device, 1, UART_SCR, 0x33);
+    expect(reg(p, device, 1, UART_SCR)).toBe(0x33);
   });
 });

@@ -1,24 +1,77 @@
 /**
- * The few standard PCI register offsets and bits this model touches (Linux include/uapi/linux/pci_regs.h).
- * Internal: the public constants of the device live in `regs.ts`.
+ * The standard PCI register offsets and bits this model touches, re-exported from `@vfio-ts/uapi` (the one home of
+ * Linux's include/uapi/linux/pci_regs.h), plus the status bits it treats as write-1-to-clear. Internal: the public
+ * constants of the device live in `regs.ts`.
  */
-export const PCI_VENDOR_ID = 0x00;
-export const PCI_DEVICE_ID = 0x02;
-export const PCI_COMMAND = 0x04;
-export const PCI_COMMAND_IO = 0x0001;
-export const PCI_COMMAND_MEMORY = 0x0002;
-export const PCI_COMMAND_MASTER = 0x0004;
-export const PCI_COMMAND_SERR = 0x0100;
-export const PCI_COMMAND_INTX_DISABLE = 0x0400;
-export const PCI_STATUS = 0x06;
-export const PCI_STATUS_INTERRUPT = 0x0008;
-export const PCI_STATUS_CAP_LIST = 0x0010;
-export const PCI_STATUS_PARITY = 0x0100;
-export const PCI_STATUS_SIG_TARGET_ABORT = 0x0800;
-export const PCI_STATUS_REC_TARGET_ABORT = 0x1000;
-export const PCI_STATUS_REC_MASTER_ABORT = 0x2000;
-export const PCI_STATUS_SIG_SYSTEM_ERROR = 0x4000;
-export const PCI_STATUS_DETECTED_PARITY = 0x8000;
+import {
+  PCI_STATUS_PARITY,
+  PCI_STATUS_SIG_TARGET_ABORT,
+  PCI_STATUS_REC_TARGET_ABORT,
+  PCI_STATUS_REC_MASTER_ABORT,
+  PCI_STATUS_SIG_SYSTEM_ERROR,
+  PCI_STATUS_DETECTED_PARITY,
+} from '@vfio-ts/uapi';
+
+export {
+  PCI_BASE_ADDRESS_0,
+  PCI_CACHE_LINE_SIZE,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_MSIX,
+  PCI_CAP_ID_PM,
+  PCI_CLASS_PROG,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_COMMAND_PARITY,
+  PCI_COMMAND_SERR,
+  PCI_DEVICE_ID,
+  PCI_EXP_DEVCAP,
+  PCI_EXP_DEVCAP2,
+  PCI_EXP_DEVCAP_FLR,
+  PCI_EXP_DEVCTL,
+  PCI_EXP_DEVCTL2,
+  PCI_EXP_DEVCTL_BCR_FLR,
+  PCI_EXP_DEVSTA,
+  PCI_EXP_FLAGS,
+  PCI_EXP_LNKCAP,
+  PCI_EXP_LNKCAP2,
+  PCI_EXP_LNKCTL,
+  PCI_EXP_LNKCTL2,
+  PCI_EXP_LNKSTA,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_MSIX_ENTRY_CTRL_MASKBIT,
+  PCI_MSIX_ENTRY_SIZE,
+  PCI_MSIX_ENTRY_VECTOR_CTRL,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE,
+  PCI_MSIX_FLAGS_MASKALL,
+  PCI_MSIX_PBA,
+  PCI_MSIX_TABLE,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_QMASK,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_PM_CTRL,
+  PCI_PM_CTRL_NO_SOFT_RESET,
+  PCI_PM_CTRL_STATE_MASK,
+  PCI_PM_PMC,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_STATUS_INTERRUPT,
+  PCI_STATUS_REC_MASTER_ABORT,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
+} from '@vfio-ts/uapi';
+
 /** Status bits software clears by writing 1. */
 export const PCI_STATUS_W1C =
   PCI_STATUS_PARITY |
@@ -27,59 +80,3 @@ export const PCI_STATUS_W1C =
   PCI_STATUS_REC_MASTER_ABORT |
   PCI_STATUS_SIG_SYSTEM_ERROR |
   PCI_STATUS_DETECTED_PARITY;
-export const PCI_REVISION_ID = 0x08;
-export const PCI_CLASS_PROG = 0x09;
-export const PCI_CACHE_LINE_SIZE = 0x0c;
-export const PCI_HEADER_TYPE = 0x0e;
-export const PCI_BASE_ADDRESS_0 = 0x10;
-export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c;
-export const PCI_SUBSYSTEM_ID = 0x2e;
-export const PCI_ROM_ADDRESS = 0x30;
-export const PCI_CAPABILITY_LIST = 0x34;
-export const PCI_INTERRUPT_LINE = 0x3c;
-export const PCI_INTERRUPT_PIN = 0x3d;
-
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_MSI_FLAGS = 2;
-export const PCI_MSI_FLAGS_ENABLE = 0x0001;
-export const PCI_MSI_FLAGS_QMASK = 0x000e;
-export const PCI_MSI_FLAGS_QSIZE = 0x0070;
-export const PCI_MSI_FLAGS_64BIT = 0x0080;
-export const PCI_MSI_ADDRESS_LO = 4;
-export const PCI_MSI_ADDRESS_HI = 8;
-export const PCI_MSI_DATA_64 = 12;
-export const PCI_COMMAND_PARITY = 0x0040;
-
-export const PCI_CAP_ID_PM = 0x01;
-export const PCI_PM_PMC = 2;
-export const PCI_PM_CTRL = 4;
-export const PCI_PM_CTRL_STATE_MASK = 0x0003;
-export const PCI_PM_CTRL_NO_SOFT_RESET = 0x0008;
-
-export const PCI_CAP_ID_EXP = 0x10;
-export const PCI_EXP_FLAGS = 2;
-export const PCI_EXP_DEVCAP = 4;
-export const PCI_EXP_DEVCAP_FLR = 0x10000000;
-export const PCI_EXP_DEVCTL = 8;
-export const PCI_EXP_DEVCTL_BCR_FLR = 0x8000;
-export const PCI_EXP_DEVSTA = 10;
-export const PCI_EXP_LNKCAP = 12;
-export const PCI_EXP_LNKCTL = 16;
-export const PCI_EXP_LNKSTA = 18;
-export const PCI_EXP_DEVCAP2 = 36;
-export const PCI_EXP_DEVCTL2 = 40;
-export const PCI_EXP_LNKCAP2 = 44;
-export const PCI_EXP_LNKCTL2 = 48;
-/** Size of a version-2 PCIe capability for an endpoint. */
-export const PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 = 0x3c;
-
-export const PCI_CAP_ID_MSIX = 0x11;
-export const PCI_MSIX_FLAGS = 2;
-export const PCI_MSIX_FLAGS_QSIZE = 0x07ff;
-export const PCI_MSIX_FLAGS_MASKALL = 0x4000;
-export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
-export const PCI_MSIX_TABLE = 4;
-export const PCI_MSIX_PBA = 8;
-export const PCI_MSIX_ENTRY_SIZE = 16;
-export const PCI_MSIX_ENTRY_VECTOR_CTRL = 12;
-export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1;

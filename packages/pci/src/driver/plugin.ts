@@ -42,11 +42,20 @@ export interface VfioPciVariantSpec {
   ops?(core: VfioPciCoreOps): VfioDeviceOps<VfioPciCoreDevice>;
   /** Runs for each device before registration (set regions, variant state...); throw to refuse the probe. */
   init?(dev: VfioPciCoreDevice): void;
-  /** VFIO_MIGRATION_* flags; with `migOps` they must include STOP_COPY (else the probe fails with EINVAL). */
+  /**
+   * VFIO_MIGRATION_* flags; with `migOps` they must include STOP_COPY (else the probe fails with EINVAL). Set on
+   * the VFIO device (`migrationFlags`) at probe.
+   */
   readonly migrationFlags?: number;
-  /** Migration ops: all three of set state, get state and data size, or EINVAL at registration. */
+  /**
+   * Migration ops: all three of set state, get state and data size, or EINVAL at registration. Set on the VFIO
+   * device (`migrationOps`, Linux device->mig_ops) at probe, where the `migration()` plugin's handlers read them.
+   */
   readonly migOps?: VfioPciMigrationOps;
-  /** DMA logging ops: all three of start, stop and read-and-clear, or EINVAL at registration. */
+  /**
+   * DMA logging ops: all three of start, stop and read-and-clear, or EINVAL at registration. Set on the VFIO
+   * device (`logOps`) at probe.
+   */
   readonly logOps?: VfioPciLogOps;
   /** Replaces the interrupt layer. */
   readonly createIrqLayer?: CreateVfioPciIrqLayer;
@@ -117,7 +126,8 @@ interface DriverSetup {
 }
 
 /**
- * vfio_pci_core_register_device (§3.1 P1, P2): a type-0 header only (EINVAL); complete migration/logging ops;
+ * vfio_pci_core_register_device (§3.1 P1, P2): a type-0 header only (EINVAL); complete migration/logging ops, which
+ * then go on the VFIO device with the migration flags (`migrationOps`, `logOps`, `migrationFlags`);
  * the device set is the function itself on a root bus, else its bus (no slot resets are modelled); the power
  * state is probed and set to D0 and, unless `disable_idle_d3`, the idle device runtime-suspends; then the VFIO
  * device is registered with its IOMMU group.
@@ -141,6 +151,11 @@ function registerCoreDevice(api: HostPluginApi, dev: VfioPciCoreDevice): void {
       throw new SysError('EINVAL', 'incomplete DMA logging ops');
     }
   }
+  // Linux keeps these on the vfio_device (device->mig_ops, log_ops, migration_flags), where the core's feature
+  // handlers (the migration() plugin) look for them; ops an `init` put on the VFIO device itself stay.
+  if (dev.migOps) vdev.migrationOps = dev.migOps;
+  if (dev.logOps) vdev.logOps = dev.logOps;
+  if (dev.migrationFlags !== 0) vdev.migrationFlags = dev.migrationFlags;
   // §2.6: whatever a bus reset would hit shares one set, so the last close can reset the bus.
   if (pdev.parent !== undefined) vdev.assignDeviceSet(busSetId(pdev));
   dev.needsPmRestore = needsPmRestore(pdev.fn);

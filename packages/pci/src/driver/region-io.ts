@@ -26,10 +26,24 @@ const HI_POS_MASK = (1 << HI_SHIFT) - 1;
 /** Which 32-bit half of a 64-bit scratch element holds the low bits (host byte order). */
 const LO_HALF = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
+/**
+ * Optional model methods for register-sized BAR accesses without a temporary array or bigint offset (duck-typed,
+ * like the VGA model methods in regs-access.ts): the little-endian value of `size` bytes at a naturally aligned
+ * `offset`, exactly what barRead returns / barWrite does for the same access. Models without them use barRead and
+ * barWrite.
+ */
+interface BarValueFunction {
+  barReadValue?(bar: number, offset: number, size: 1 | 2 | 4): number;
+  barWriteValue?(bar: number, offset: number, size: 1 | 2 | 4, value: number): void;
+}
+
 /** One BAR as the fast path sees it: decoded once at open. */
 class BarIo {
   constructor(
-    readonly fn: PciFunction,
+    readonly fn: PciFunction & BarValueFunction,
+    /** The model offers barReadValue / barWriteValue. */
+    readonly readValue: boolean,
+    readonly writeValue: boolean,
     readonly bar: number,
     /** BAR size, clipped to 2^52 (offsets within a region are below 2^40, so the clip never matters). */
     readonly size: number,
@@ -64,7 +78,11 @@ export class VfioPciRegionIo {
       }
       const size = b.size > 1n << 52n ? 2 ** 52 : Number(b.size);
       const x = msix?.bar === i ? [Number(msix.offset), Number(msix.offset + msix.size)] : [0, 0];
-      this.#bars.push(new BarIo(fn, i, size, b.type !== 'io', x[0]!, x[1]!, bdf));
+      const vfn = fn as PciFunction & BarValueFunction;
+      // Only alongside barRead / barWrite, whose absence means all-ones reads and dropped writes.
+      const readValue = typeof vfn.barReadValue === 'function' && typeof vfn.barRead === 'function';
+      const writeValue = typeof vfn.barWriteValue === 'function' && typeof vfn.barWrite === 'function';
+      this.#bars.push(new BarIo(vfn, readValue, writeValue, i, size, b.type !== 'io', x[0]!, x[1]!, bdf));
     }
   }
 
@@ -99,7 +117,13 @@ export class VfioPciRegionIo {
       (pos >= b.xe || pos + count <= b.xs)
     ) {
       const fn = b.fn;
-      if (fn.barRead) {
+      if (b.readValue) {
+        let v = fn.barReadValue!(b.bar, pos, count as 1 | 2 | 4);
+        for (let i = 0; i < count; i++) {
+          out[i] = v & 0xff;
+          v >>>= 8;
+        }
+      } else if (fn.barRead) {
         const r = fn.barRead(b.bar, BigInt(pos), count);
         const m = r.length < count ? r.length : count;
         for (let i = 0; i < m; i++) out[i] = r[i]!;
@@ -137,6 +161,12 @@ export class VfioPciRegionIo {
       (count === 4 ? (pos & 3) === 0 : count === 2 ? (pos & 1) === 0 : count === 1) &&
       (pos >= b.xe || pos + count <= b.xs)
     ) {
+      if (b.writeValue) {
+        let v = 0;
+        for (let i = count - 1; i >= 0; i--) v = v * 256 + data[i]!;
+        b.fn.barWriteValue!(b.bar, pos, count as 1 | 2 | 4, v);
+        return count;
+      }
       // One piece, handed to the model as its own copy (as the general path does).
       const piece = new Uint8Array(count);
       for (let i = 0; i < count; i++) piece[i] = data[i]!;
