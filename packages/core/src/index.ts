@@ -30,7 +30,7 @@ export type { FileMapping, FileOps, MmapRequest, SyscallContext } from './file.j
 export { F_OK, R_OK, W_OK, X_OK } from './vfs.js';
 export { DeviceSet, VfioDevice } from './device.js';
 export type { VfioDeviceOps, VfioDeviceOptions, VfioDeviceState, VfioDeviceGroupInfo, DeviceCoreHooks } from './device.js';
-export { VfioCore, DeviceFile, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio.js';
+export { VfioCore, DeviceFile, VFIO_DEV_MAJOR, VFIO_PIN_PAGES_MAX_ENTRIES } from './vfio.js';
 export type { RegisterGroupDeviceOptions, DeviceOpenState, VfioCoreEnv } from './vfio.js';
 export { Container, ContainerFile } from './container.js';
 export type { ContainerBackend, ContainerHost } from './container.js';

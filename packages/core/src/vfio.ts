@@ -37,6 +37,9 @@ import type {
 } from './iommufd.js';
 import { argValue, IdAllocator, isPromise, readUserString, userBytes } from './user.js';
 
+/** The major number of the /dev/vfio/devices nodes (Linux allocates the vfio-dev region dynamically). */
+export const VFIO_DEV_MAJOR = 511;
+
 /** Most pages one vfio_pin_pages call may pin (PAGE_SIZE / sizeof(unsigned long), §2.10). */
 export const VFIO_PIN_PAGES_MAX_ENTRIES = 512;
 
@@ -348,8 +351,18 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     };
     const pci = this.env.platform.pci.device(device.name);
     if (pci) {
-      const empty = (): ReadonlyMap<string, VfsNode> => new Map<string, VfsNode>();
-      const devDir = { kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, entries: empty };
+      // vfio-dev/vfioN: with the cdev (an iommufd provider), its `dev` attribute names the char device as
+      // "major:minor" (the minor is the device index; the vfio-dev major is dynamic in Linux, VFIO_DEV_MAJOR here).
+      const devAttr: VfsNode = {
+        kind: 'file',
+        mode: 0o444,
+        uid: 0,
+        gid: 0,
+        read: () => new TextEncoder().encode(`${VFIO_DEV_MAJOR}:${device.index}\n`),
+      };
+      const entries = (): ReadonlyMap<string, VfsNode> =>
+        this.#iommufd ? new Map<string, VfsNode>([['dev', devAttr]]) : new Map<string, VfsNode>();
+      const devDir = { kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, entries };
       try {
         device.sysfsUndo = this.env.platform.addSysfsNode(`/sys/bus/pci/devices/${device.name}`, 'vfio-dev', {
           kind: 'dir',

@@ -8,6 +8,8 @@
 export { iommufd, IommufdSubsystem, IOMMUFD_MODULE } from './plugin.js';
 export { iommufdContextOf, IommufdFile } from './file.js';
 export { iommufdProvider } from './provider.js';
+export { attachIommufdPt, bindIommufd, detachIommufdPt, openVfioCdev, vfioCdevPath } from './cdev.js';
+export type { OpenedVfioCdev, OpenVfioCdevOptions } from './cdev.js';
 export type { IommufdPlugin } from './plugin.js';
 export { IommufdContext } from './context.js';
 export type { BindDeviceOptions, IommufdAccess, IommufdEnv } from './context.js';

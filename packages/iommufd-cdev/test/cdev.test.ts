@@ -5,7 +5,7 @@
  * ways; the group path with an iommufd as its container; bad input for every new entry point.
  */
 import { describe, expect, it } from 'vitest';
-import { cString, createHost, intArg, groupStatus, O_RDWR } from '@vfio-ts/core';
+import { cString, createHost, intArg, groupStatus, O_RDONLY, O_RDWR } from '@vfio-ts/core';
 import type { Host, HostPlugin, Process, VfioDevice } from '@vfio-ts/core';
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
 import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
@@ -251,6 +251,9 @@ describe('the VFIO device cdev over iommufd', () => {
     const name = `vfio${index}`;
     expect(p.readdir('/dev/vfio/devices')).toContain(name);
     expect(p.readdir(`/sys/bus/pci/devices/${BDF}/vfio-dev`)).toEqual([name]);
+    const devAttr = p.open(`/sys/bus/pci/devices/${BDF}/vfio-dev/${name}/dev`, O_RDONLY);
+    expect(new TextDecoder().decode(p.read(devAttr, 64))).toBe(`511:${index}\n`);
+    p.close(devAttr);
 
     const dev = p.open(`/dev/vfio/devices/${name}`);
     // Unbound: every ioctl but BIND_IOMMUFD, read, write and mmap fail with EINVAL; the driver is not reached.
@@ -589,6 +592,10 @@ describe('bad input to the cdev ioctls', () => {
     // A device fd is no iommufd either.
     const other = p.open(`/dev/vfio/devices/vfio${cdevIndex(e, BDF2)}`);
     expect(errnoOf(() => p.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, bindArg(other)))).toBe('EBADFD');
+    // A closed iommufd fd is a bad fd.
+    const gone = p.open('/dev/iommu');
+    p.close(gone);
+    expect(errnoOf(() => p.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD, bindArg(gone)))).toBe('EBADF');
     expect(log.opens).toEqual([]);
     // Nothing stayed half-done: the group is not blocked and a good bind works, through a user pointer too.
     p.close(p.open(`/dev/vfio/${groupOf(p, BDF)}`));
@@ -618,6 +625,8 @@ describe('bad input to the cdev ioctls', () => {
     expect(errnoOf(() => detach({ argsz: 7 }))).toBe('EINVAL');
     expect(errnoOf(() => detach({ flags: 2 }))).toBe('EINVAL');
     expect(errnoOf(() => detach({ flags: VFIO_DEVICE_DETACH_PASID }))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => p.ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, new Uint8Array(4)))).toBe('EFAULT');
+    expect(errnoOf(() => p.ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT))).toBe('EFAULT');
     // Valid calls still work afterwards.
     expect(attach({})).toBe(0);
     expect(detach({})).toBe(0);

@@ -13,3 +13,4 @@ export * from './iommufd.js';
 export * from './caps.js';
 export * from './syscall.js';
 export * from './pci-regs.js';
+export * from './user.js';

@@ -5,9 +5,6 @@
  * documented on {@link EduOptions} and in the README.
  */
 import type { Clock, PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
-import { ConfigSpace } from './config-space.js';
-import type { ConfigAccessSize } from './config-space.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_CACHE_LINE_SIZE,
@@ -36,11 +33,14 @@ import {
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
   PCI_STATUS_REC_MASTER_ABORT,
-  PCI_STATUS_W1C,
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from './pci-regs.js';
+  sysError,
+} from '@vfio-ts/uapi';
+import { ConfigSpace } from './config-space.js';
+import type { ConfigAccessSize } from './config-space.js';
+import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   EDU_BAR0_SIZE,
   EDU_DEFAULT_DMA_MASK,
@@ -348,8 +348,8 @@ class EduDevice implements EduFunction {
       bar === 0 &&
       (size === 4 || size === 2 || size === 1) &&
       offset >= 0 &&
-      offset % size === 0 &&
-      offset + size <= BAR0_BYTES
+      offset + size <= BAR0_BYTES &&
+      (offset & (size - 1)) === 0
     );
   }
 
@@ -360,7 +360,8 @@ class EduDevice implements EduFunction {
   /** edu.c's access rules: 4 bytes below 0x80, 4 or 8 from 0x80; anything else reads all-ones. */
   private static validAccess(addr: number, size: number): boolean {
     if (size !== 4 && size !== 8) return false;
-    if (addr % size !== 0) return false;
+    // addr < 1 MiB and size a power of two: the bit test is the alignment check without a division.
+    if ((addr & (size - 1)) !== 0) return false;
     return addr >= 0x80 || size === 4;
   }
 

@@ -6,9 +6,6 @@
  * the constants in `regs.ts` and in the README.
  */
 import type { Clock, PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
-import { ConfigSpace } from './config-space.js';
-import type { ConfigAccessSize } from './config-space.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_SPACE_IO,
@@ -28,11 +25,14 @@ import {
   PCI_STATUS_DEVSEL_MEDIUM,
   PCI_STATUS_FAST_BACK,
   PCI_STATUS_INTERRUPT,
-  PCI_STATUS_W1C,
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from './pci-regs.js';
+  sysError,
+} from '@vfio-ts/uapi';
+import { ConfigSpace } from './config-space.js';
+import type { ConfigAccessSize } from './config-space.js';
+import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   IDIO16_BAR,
   IDIO16_BRIDGE_BAR_SIZE,

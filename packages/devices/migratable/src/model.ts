@@ -9,7 +9,22 @@
  * all-or-nothing {@link MigratableFunction.loadState}.
  */
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
-import { SysError } from '@vfio-ts/uapi';
+import {
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_STATUS_INTERRUPT,
+  SysError,
+} from '@vfio-ts/uapi';
 import {
   MIGRATABLE_ID_VALUE,
   MIGRATABLE_PCI_ID,
@@ -70,21 +85,12 @@ export interface MigratableFunction extends PciFunction {
   loadState(registers: Uint8Array, pages: ReadonlyMap<number, Uint8Array>): void;
 }
 
-const PCI_COMMAND = 0x04;
 /** Offset of the power-management capability (its PM reset is the device's function reset). */
 const MIG_PM_CAP = 0x50;
-const PCI_STATUS = 0x06;
-const PCI_COMMAND_MEMORY = 0x2;
-const PCI_COMMAND_MASTER = 0x4;
-const PCI_COMMAND_INTX_DISABLE = 0x400;
-const PCI_STATUS_INTERRUPT = 0x08;
-const PCI_STATUS_CAP_LIST = 0x10;
-const MSI_FLAGS = MIG_MSI_CAP + 2;
-const MSI_ADDR_LO = MIG_MSI_CAP + 4;
-const MSI_ADDR_HI = MIG_MSI_CAP + 8;
-const MSI_DATA = MIG_MSI_CAP + 12;
-const MSI_FLAGS_ENABLE = 0x1;
-const MSI_FLAGS_64BIT = 0x80;
+const MSI_FLAGS = MIG_MSI_CAP + PCI_MSI_FLAGS;
+const MSI_ADDR_LO = MIG_MSI_CAP + PCI_MSI_ADDRESS_LO;
+const MSI_ADDR_HI = MIG_MSI_CAP + PCI_MSI_ADDRESS_HI;
+const MSI_DATA = MIG_MSI_CAP + PCI_MSI_DATA_64;
 
 /** Magic of a register blob ("MSTA"). */
 const STATE_MAGIC = 0x4154534d;
@@ -187,8 +193,8 @@ class Model implements MigratableFunction {
     this.cfg[MIG_PM_CAP] = 0x01;
     this.set16(MIG_PM_CAP + 2, 0x0003);
     this.setMask(MIG_PM_CAP + 4, 2, 0x0003);
-    this.set16(MSI_FLAGS, MSI_FLAGS_64BIT);
-    this.setMask(MSI_FLAGS, 2, MSI_FLAGS_ENABLE);
+    this.set16(MSI_FLAGS, PCI_MSI_FLAGS_64BIT);
+    this.setMask(MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
     this.setMask(MSI_ADDR_LO, 4, 0xfffffffc);
     this.setMask(MSI_ADDR_HI, 4, 0xffffffff);
     this.setMask(MSI_DATA, 2, 0xffff);
@@ -222,7 +228,7 @@ class Model implements MigratableFunction {
   }
 
   private msiEnabled(): boolean {
-    return (this.cfg16(MSI_FLAGS) & MSI_FLAGS_ENABLE) !== 0;
+    return (this.cfg16(MSI_FLAGS) & PCI_MSI_FLAGS_ENABLE) !== 0;
   }
 
   // ---- BARs ------------------------------------------------------------------------------------------------------

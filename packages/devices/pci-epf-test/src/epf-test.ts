@@ -7,11 +7,6 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
-import { SparseMemory } from './bar-memory.js';
-import { ConfigSpace } from './config-space.js';
-import type { ConfigAccessSize } from './config-space.js';
-import { crc32Le } from './crc32.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_CACHE_LINE_SIZE,
@@ -67,11 +62,16 @@ import {
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
   PCI_STATUS_REC_MASTER_ABORT,
-  PCI_STATUS_W1C,
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
-} from './pci-regs.js';
+  sysError,
+} from '@vfio-ts/uapi';
+import { SparseMemory } from './bar-memory.js';
+import { ConfigSpace } from './config-space.js';
+import type { ConfigAccessSize } from './config-space.js';
+import { crc32Le } from './crc32.js';
+import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   EPF_TEST_CAP_OFFSET,
   EPF_TEST_COMMAND,

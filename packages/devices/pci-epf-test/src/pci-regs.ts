@@ -1,7 +1,6 @@
 /**
- * The standard PCI register offsets and bits this model touches, re-exported from `@vfio-ts/uapi` (the one home of
- * Linux's include/uapi/linux/pci_regs.h), plus the status bits it treats as write-1-to-clear. Internal: the public
- * constants of the device live in `regs.ts`.
+ * The PCI status bits this model treats as write-1-to-clear, from the pci_regs.h names in `@vfio-ts/uapi` (where
+ * every other standard register offset and bit the model uses comes from). Internal.
  */
 import {
   PCI_STATUS_PARITY,
@@ -10,66 +9,6 @@ import {
   PCI_STATUS_REC_MASTER_ABORT,
   PCI_STATUS_SIG_SYSTEM_ERROR,
   PCI_STATUS_DETECTED_PARITY,
-} from '@vfio-ts/uapi';
-
-export {
-  PCI_BASE_ADDRESS_0,
-  PCI_CACHE_LINE_SIZE,
-  PCI_CAPABILITY_LIST,
-  PCI_CAP_ID_EXP,
-  PCI_CAP_ID_MSI,
-  PCI_CAP_ID_MSIX,
-  PCI_CAP_ID_PM,
-  PCI_CLASS_PROG,
-  PCI_COMMAND,
-  PCI_COMMAND_INTX_DISABLE,
-  PCI_COMMAND_MASTER,
-  PCI_COMMAND_MEMORY,
-  PCI_COMMAND_PARITY,
-  PCI_COMMAND_SERR,
-  PCI_DEVICE_ID,
-  PCI_EXP_DEVCAP,
-  PCI_EXP_DEVCAP2,
-  PCI_EXP_DEVCAP_FLR,
-  PCI_EXP_DEVCTL,
-  PCI_EXP_DEVCTL2,
-  PCI_EXP_DEVCTL_BCR_FLR,
-  PCI_EXP_DEVSTA,
-  PCI_EXP_FLAGS,
-  PCI_EXP_LNKCAP,
-  PCI_EXP_LNKCAP2,
-  PCI_EXP_LNKCTL,
-  PCI_EXP_LNKCTL2,
-  PCI_EXP_LNKSTA,
-  PCI_INTERRUPT_LINE,
-  PCI_INTERRUPT_PIN,
-  PCI_MSIX_ENTRY_CTRL_MASKBIT,
-  PCI_MSIX_ENTRY_SIZE,
-  PCI_MSIX_ENTRY_VECTOR_CTRL,
-  PCI_MSIX_FLAGS,
-  PCI_MSIX_FLAGS_ENABLE,
-  PCI_MSIX_FLAGS_MASKALL,
-  PCI_MSIX_PBA,
-  PCI_MSIX_TABLE,
-  PCI_MSI_ADDRESS_HI,
-  PCI_MSI_ADDRESS_LO,
-  PCI_MSI_DATA_64,
-  PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT,
-  PCI_MSI_FLAGS_ENABLE,
-  PCI_MSI_FLAGS_QMASK,
-  PCI_MSI_FLAGS_QSIZE,
-  PCI_PM_CTRL,
-  PCI_PM_CTRL_NO_SOFT_RESET,
-  PCI_PM_CTRL_STATE_MASK,
-  PCI_PM_PMC,
-  PCI_STATUS,
-  PCI_STATUS_CAP_LIST,
-  PCI_STATUS_INTERRUPT,
-  PCI_STATUS_REC_MASTER_ABORT,
-  PCI_SUBSYSTEM_ID,
-  PCI_SUBSYSTEM_VENDOR_ID,
-  PCI_VENDOR_ID,
 } from '@vfio-ts/uapi';
 
 /** Status bits software clears by writing 1. */

@@ -7,6 +7,7 @@
  */
 import { EFD_NONBLOCK, PROT_READ, PROT_WRITE } from '@vfio-ts/platform';
 import {
+  POLLIN,
   SysError,
   VFIO_CHECK_EXTENSION,
   VFIO_DEVICE_FLAGS_PCI,
@@ -27,9 +28,25 @@ import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
+  cString,
+  deviceInfo,
+  disableIrqIndex,
+  groupStatusFlags,
+  intArg,
+  irqInfo,
   isSysError,
+  regionInfo,
+  setIrqEventfds,
+  type1Info,
   vfioIommuType1DmaMap,
   vfioIommuType1DmaUnmap,
+} from '@vfio-ts/uapi';
+import type {
+  Type1InfoView,
+  VfioDeviceInfoView,
+  VfioDriverProcess,
+  VfioIrqInfoView,
+  VfioRegionInfoView,
 } from '@vfio-ts/uapi';
 import {
   EDU_BAR0_SIZE,
@@ -43,20 +60,7 @@ import {
   EDU_REG,
   EDU_STATUS,
 } from '../regs.js';
-import type { EduDriverProcess } from './process.js';
-import {
-  deviceInfo,
-  disableIrqIndex,
-  groupStatusFlags,
-  irqInfo,
-  regionInfo,
-  setIrqEventfds,
-  type1Info,
-} from './vfio.js';
-import type { Type1InfoView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from './vfio.js';
 
-/** poll(2)'s POLLIN (asm-generic/poll.h), declared here so the driver needs nothing from core. */
-const POLLIN = 0x0001;
 /** PCI_COMMAND and its bits (include/uapi/linux/pci_regs.h). */
 const PCI_COMMAND = 0x04;
 const PCI_COMMAND_MEMORY = 0x2;
@@ -219,7 +223,7 @@ interface DmaBuffer {
  * edu.close();
  */
 export class EduVfioDriver {
-  readonly #p: EduDriverProcess;
+  readonly #p: VfioDriverProcess;
   readonly #options: EduDriverOptions;
   readonly #steps: EduStep[] = [];
   #calls: string[] = [];
@@ -228,7 +232,7 @@ export class EduVfioDriver {
   #device = -1;
   #groupNumber = -1;
   #info: VfioDeviceInfoView = { flags: 0, numRegions: 0, numIrqs: 0 };
-  #iommu: Type1InfoView = { flags: 0, pgsizes: 0n, iovaRanges: [] };
+  #iommu: Type1InfoView = { flags: 0, pgsizes: 0n, iovaRanges: [], caps: [] };
   #regions: (VfioRegionInfoView | { index: number; errno: string })[] = [];
   #irqs: (VfioIrqInfoView | { index: number; errno: string })[] = [];
   #bar0: VfioRegionInfoView | undefined;
@@ -239,7 +243,7 @@ export class EduVfioDriver {
   #msiSignals = 0;
   #closed = false;
 
-  private constructor(p: EduDriverProcess, options: EduDriverOptions) {
+  private constructor(p: VfioDriverProcess, options: EduDriverOptions) {
     this.#p = p;
     this.#options = options;
   }
@@ -332,7 +336,7 @@ export class EduVfioDriver {
    * Opens the device the QEMU way and enables memory decoding and bus mastering. On failure everything opened so
    * far is closed again and an {@link EduDriverError} names the failing step.
    */
-  static async open(p: EduDriverProcess, options: EduDriverOptions): Promise<EduVfioDriver> {
+  static async open(p: VfioDriverProcess, options: EduDriverOptions): Promise<EduVfioDriver> {
     const d = new EduVfioDriver(p, options);
     try {
       await d.#open();
@@ -370,7 +374,7 @@ export class EduVfioDriver {
       this.#call(`ioctl(${this.#group}, VFIO_GROUP_GET_STATUS) = 0 (flags ${hex(flags)})`);
       // A group is usable only when every device in it is bound to vfio or to no driver (§2.8).
       if ((flags & VFIO_GROUP_FLAGS_VIABLE) === 0) throw new SysError('EPERM', `group ${this.#groupNumber} is not viable (a device in it is bound to a host driver)`);
-      const arg = u32le(this.#container);
+      const arg = intArg(this.#container);
       this.#ioctl(this.#group, 'VFIO_GROUP_SET_CONTAINER', VFIO_GROUP_SET_CONTAINER, arg, `&${this.#container}`);
       this.#step('group', `Open IOMMU group ${this.#groupNumber}`, `${path} → fd ${this.#group}; viable; attached to container fd ${this.#container}`);
     });
@@ -382,7 +386,7 @@ export class EduVfioDriver {
       this.#step('iommu', 'Select the type1v2 IOMMU', `page sizes ${hex(this.#iommu.pgsizes)}${ranges ? `; usable IOVA ${ranges}` : ''}`);
     });
     await this.#run('device', () => {
-      const name = new TextEncoder().encode(`${bdf}\0`);
+      const name = cString(bdf);
       this.#device = this.#ioctl(this.#group, 'VFIO_GROUP_GET_DEVICE_FD', VFIO_GROUP_GET_DEVICE_FD, name, `"${bdf}"`);
       this.#info = deviceInfo(p, this.#device);
       this.#call(`ioctl(${this.#device}, VFIO_DEVICE_GET_INFO) = 0`);
@@ -765,7 +769,7 @@ export class EduVfioDriver {
  * const result = await runEduDemo(p, { bdf: '0000:01:00.0', onStep: (s) => console.log(`${s.title}: ${s.detail}`) });
  * console.log(result.factorial.value, result.dma.verified, result.interrupts.msi); // 3628800 true 3
  */
-export async function runEduDemo(p: EduDriverProcess, options: EduDemoOptions): Promise<EduDemoResult> {
+export async function runEduDemo(p: VfioDriverProcess, options: EduDemoOptions): Promise<EduDemoResult> {
   const start = options.now?.();
   const n = options.factorialOf ?? 10;
   const bytes = options.dmaBytes ?? EDU_DMA_BUFFER_SIZE;

@@ -10,6 +10,7 @@
 import { randomFillSync } from 'node:crypto';
 import { EFD_NONBLOCK, PROT_READ, PROT_WRITE } from '@vfio-ts/platform';
 import {
+  POLLIN,
   SysError,
   VFIO_CHECK_EXTENSION,
   VFIO_DEVICE_FLAGS_PCI,
@@ -31,18 +32,30 @@ import {
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
+  cString,
+  deviceInfo,
+  disableIrqIndex,
+  groupStatusFlags,
+  intArg,
+  irqInfo,
   isSysError,
+  regionInfo,
+  setIrqEventfds,
+  type1Info,
+  unmaskIrq,
   vfioIommuType1DmaMap,
   vfioIommuType1DmaUnmap,
 } from '@vfio-ts/uapi';
+import type {
+  Type1InfoView,
+  VfioDeviceInfoView,
+  VfioDriverProcess,
+  VfioIrqInfoView,
+  VfioRegionInfoView,
+} from '@vfio-ts/uapi';
 import { crc32Le } from '../crc32.js';
 import { EPF_TEST_COMMAND, EPF_TEST_FLAG, EPF_TEST_IRQ_TYPE, EPF_TEST_PCI_ID, EPF_TEST_REG, EPF_TEST_STATUS } from '../regs.js';
-import type { EpfTestDriverProcess } from './process.js';
-import { deviceInfo, disableIrqIndex, groupStatusFlags, irqInfo, regionInfo, setIrqEventfds, type1Info, unmaskIrq } from './vfio.js';
-import type { Type1InfoView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from './vfio.js';
 
-/** poll(2)'s POLLIN (asm-generic/poll.h), declared here so the driver needs nothing from core. */
-const POLLIN = 0x0001;
 /** PCI_COMMAND, PCI_STATUS and their bits (include/uapi/linux/pci_regs.h). */
 const PCI_COMMAND = 0x04;
 const PCI_STATUS = 0x06;
@@ -249,7 +262,7 @@ interface DmaBuffer {
  * await epf.close();
  */
 export class EpfTestVfioDriver {
-  readonly #p: EpfTestDriverProcess;
+  readonly #p: VfioDriverProcess;
   readonly #options: EpfTestDriverOptions;
   readonly #steps: EpfTestStep[] = [];
   #calls: string[] = [];
@@ -258,7 +271,7 @@ export class EpfTestVfioDriver {
   #device = -1;
   #groupNumber = -1;
   #info: VfioDeviceInfoView = { flags: 0, numRegions: 0, numIrqs: 0 };
-  #iommu: Type1InfoView = { flags: 0, pgsizes: 0n, iovaRanges: [] };
+  #iommu: Type1InfoView = { flags: 0, pgsizes: 0n, iovaRanges: [], caps: [] };
   #regions: (VfioRegionInfoView | { index: number; errno: string })[] = [];
   #irqs: (VfioIrqInfoView | { index: number; errno: string })[] = [];
   #config: VfioRegionInfoView | undefined;
@@ -270,7 +283,7 @@ export class EpfTestVfioDriver {
   #counts = { intx: 0, msi: 0, msix: 0, spurious: 0 };
   #closed = false;
 
-  private constructor(p: EpfTestDriverProcess, options: EpfTestDriverOptions) {
+  private constructor(p: VfioDriverProcess, options: EpfTestDriverOptions) {
     this.#p = p;
     this.#options = options;
   }
@@ -364,7 +377,7 @@ export class EpfTestVfioDriver {
    * Opens the endpoint the QEMU way and enables memory decoding and bus mastering. On failure everything opened so
    * far is closed again and an {@link EpfTestDriverError} names the failing step.
    */
-  static async open(p: EpfTestDriverProcess, options: EpfTestDriverOptions): Promise<EpfTestVfioDriver> {
+  static async open(p: VfioDriverProcess, options: EpfTestDriverOptions): Promise<EpfTestVfioDriver> {
     const alignment = options.alignment ?? 0;
     if (!Number.isInteger(alignment) || alignment < 0 || (alignment & (alignment - 1)) !== 0 || alignment > 1 << 20) {
       throw new EpfTestDriverError('container', new SysError('EINVAL', `alignment ${alignment} is not 0 or a power of two up to 1 MiB`));
@@ -406,7 +419,7 @@ export class EpfTestVfioDriver {
       this.#call(`ioctl(${this.#group}, VFIO_GROUP_GET_STATUS) = 0 (flags ${hex(flags)})`);
       // A group is usable only when every device in it is bound to vfio or to no driver (§2.8).
       if ((flags & VFIO_GROUP_FLAGS_VIABLE) === 0) throw new SysError('EPERM', `group ${this.#groupNumber} is not viable (a device in it is bound to a host driver)`);
-      this.#ioctl(this.#group, 'VFIO_GROUP_SET_CONTAINER', VFIO_GROUP_SET_CONTAINER, u32le(this.#container), `&${this.#container}`);
+      this.#ioctl(this.#group, 'VFIO_GROUP_SET_CONTAINER', VFIO_GROUP_SET_CONTAINER, intArg(this.#container), `&${this.#container}`);
       this.#step('group', `Open IOMMU group ${this.#groupNumber}`, `${path} → fd ${this.#group}; viable; attached to container fd ${this.#container}`);
     });
     await this.#run('iommu', () => {
@@ -417,7 +430,7 @@ export class EpfTestVfioDriver {
       this.#step('iommu', 'Select the type1v2 IOMMU', `page sizes ${hex(this.#iommu.pgsizes)}${ranges ? `; usable IOVA ${ranges}` : ''}`);
     });
     await this.#run('device', () => {
-      const name = new TextEncoder().encode(`${bdf}\0`);
+      const name = cString(bdf);
       this.#device = this.#ioctl(this.#group, 'VFIO_GROUP_GET_DEVICE_FD', VFIO_GROUP_GET_DEVICE_FD, name, `"${bdf}"`);
       this.#info = deviceInfo(p, this.#device);
       this.#call(`ioctl(${this.#device}, VFIO_DEVICE_GET_INFO) = 0`);

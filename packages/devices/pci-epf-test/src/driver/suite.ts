@@ -3,7 +3,16 @@
  * interrupt test (INTx once, every MSI and MSI-X vector) and READ / WRITE / COPY at several sizes and buffer
  * placements, the completions delivered through eventfds.
  */
-import { SysError } from '@vfio-ts/uapi';
+import {
+  SysError,
+} from '@vfio-ts/uapi';
+import type {
+  Type1InfoView,
+  VfioDeviceInfoView,
+  VfioDriverProcess,
+  VfioIrqInfoView,
+  VfioRegionInfoView,
+} from '@vfio-ts/uapi';
 import { EpfTestDriverError, EpfTestVfioDriver } from './driver.js';
 import type {
   EpfBarTestResult,
@@ -15,8 +24,6 @@ import type {
   EpfTransferKind,
   EpfTransferResult,
 } from './driver.js';
-import type { EpfTestDriverProcess } from './process.js';
-import type { Type1InfoView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from './vfio.js';
 
 /** Options of {@link runEpfTestSuite}. */
 export interface EpfTestSuiteOptions extends EpfTestDriverOptions {
@@ -67,7 +74,7 @@ const DEFAULT_OFFSETS: readonly number[] = [0, 0x10, 0x7f3, 0xff8];
  * const r = await runEpfTestSuite(p, { bdf: '0000:01:00.0', onStep: (s) => console.log(`${s.title}: ${s.detail}`) });
  * console.log(r.ok, r.interruptCounts); // true { intx: 16, msi: 47, msix: 47, spurious: 0 }
  */
-export async function runEpfTestSuite(p: EpfTestDriverProcess, options: EpfTestSuiteOptions): Promise<EpfTestSuiteResult> {
+export async function runEpfTestSuite(p: VfioDriverProcess, options: EpfTestSuiteOptions): Promise<EpfTestSuiteResult> {
   const sizes = options.sizes ?? DEFAULT_SIZES;
   const offsets = options.allocOffsets ?? DEFAULT_OFFSETS;
   if (offsets.length === 0) throw new EpfTestDriverError('container', new SysError('EINVAL', 'allocOffsets is empty'));
