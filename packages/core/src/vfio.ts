@@ -341,8 +341,12 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     device.registrationRefs = 1;
     device.state = 'registered';
     this.devices.set(device.index, device);
-    // The cdev node /dev/vfio/devices/vfioN, root-only like Linux's vfio-dev class nodes (§1.10).
-    this.#cdevNodes.set(device.index, { kind: 'chardev', tag: `vfio-cdev:${device.index}`, mode: 0o600, uid: 0, gid: 0 });
+    // The cdev node /dev/vfio/devices/vfioN, root-only like Linux's vfio-dev class nodes (§1.10). No-IOMMU devices
+    // get none: "cdev does not support noiommu device" (vfio_device_add); they are used through their group only.
+    const hasCdev = group.type !== 'no-iommu';
+    if (hasCdev) {
+      this.#cdevNodes.set(device.index, { kind: 'chardev', tag: `vfio-cdev:${device.index}`, mode: 0o600, uid: 0, gid: 0 });
+    }
     device.onRemoved = () => {
       this.devices.delete(device.index);
       this.#cdevNodes.delete(device.index);
@@ -361,7 +365,7 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
         read: () => new TextEncoder().encode(`${VFIO_DEV_MAJOR}:${device.index}\n`),
       };
       const entries = (): ReadonlyMap<string, VfsNode> =>
-        this.#iommufd ? new Map<string, VfsNode>([['dev', devAttr]]) : new Map<string, VfsNode>();
+        this.#iommufd && hasCdev ? new Map<string, VfsNode>([['dev', devAttr]]) : new Map<string, VfsNode>();
       const devDir = { kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, entries };
       try {
         device.sysfsUndo = this.env.platform.addSysfsNode(`/sys/bus/pci/devices/${device.name}`, 'vfio-dev', {
@@ -566,8 +570,9 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
   }
 
   /**
-   * vfio_df_iommufd_bind: no-IOMMU devices need CAP_SYS_RAWIO and no compat IOAS (the user must not expect
-   * translation, §2.9) and are not bound; others are bound through the driver's (or the stock) bind op.
+   * vfio_df_iommufd_bind: no-IOMMU devices (reached through their group only: they have no cdev) need CAP_SYS_RAWIO
+   * and no compat IOAS (the user must not expect translation, §2.9) and are not bound; others are bound through the
+   * driver's (or the stock) bind op.
    */
   #iommufdBind(state: DeviceOpenState, ictx: GroupIommufd, call: CallContext): void {
     const { device, group } = state;
@@ -834,7 +839,11 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     let waitFor: Promise<unknown> | undefined;
     const locked = (): number => {
       let pending: Promise<unknown> | undefined;
+      /** Set when the unwind (and the lock release) must wait for an open_device still running. */
+      let deferred = false;
       try {
+        // The file went away while an ioctlAsync waited for the lock (Linux holds the file for the call).
+        if (state.closed) throw new SysError('EBADF', 'device file closed');
         // One device file binds once (df->access_granted).
         if (state.bound === true || state.failed) throw new SysError('EINVAL', 'device file already bound');
         const file = call.file(fd);
@@ -853,22 +862,31 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
         try {
           writeUser(arg, call, 12, u32Bytes(devid));
         } catch (e) {
-          if (pending) {
-            // The open is under way; let it settle, then undo it.
-            void pending.then(() => this.#callCloseDevice(device)).finally(() => {
-              this.#unwindFirstOpen(state);
-              device.openCount--;
-            });
-          } else {
-            void this.#callCloseDevice(device);
+          // copy_to_user failed: close the device again (vfio_df_close), once open_device settled if it is async.
+          const closing = pending
+            ? pending.then(() => this.#callCloseDevice(device), () => undefined)
+            : this.#callCloseDevice(device);
+          const undo = (): void => {
             this.#unwindFirstOpen(state);
             device.openCount--;
+          };
+          if (isPromise(closing)) {
+            deferred = true;
+            void closing.finally(() => {
+              undo();
+              set.lock.release();
+              group.cdevDeviceOpenCount--;
+            });
+          } else {
+            undo();
           }
           throw e;
         }
       } catch (e) {
-        set.lock.release();
-        group.cdevDeviceOpenCount--;
+        if (!deferred) {
+          set.lock.release();
+          group.cdevDeviceOpenCount--;
+        }
         throw e;
       }
       state.bound = true;

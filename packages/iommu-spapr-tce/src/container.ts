@@ -503,8 +503,12 @@ export class TceContainer {
   }
 }
 
-/** The user struct behind a struct ioctl (copy_from_user of a pointer): EFAULT when there is none. */
-export function structArg(arg: IoctlArg): Uint8Array {
+/**
+ * The user struct behind a struct ioctl (copy_from_user of a pointer): EFAULT when there is none, or when the
+ * buffer ends before the `minsz` bytes Linux copies in before it looks at argsz.
+ */
+export function structArg(arg: IoctlArg, minsz = 0): Uint8Array {
   if (!(arg instanceof Uint8Array)) throw new SysError('EFAULT', 'argument must point to a struct');
+  if (arg.length < minsz) throw new SysError('EFAULT', `${arg.length}-byte buffer ends inside the ${minsz}-byte header`);
   return arg;
 }

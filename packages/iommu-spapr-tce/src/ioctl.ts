@@ -27,6 +27,7 @@ import {
   vfioIommuSpaprRegisterMemory,
   vfioIommuSpaprTceCreate,
   vfioIommuSpaprTceInfo,
+  vfioEehPeOp,
   vfioIommuSpaprTceRemove,
   vfioIommuType1DmaMap,
   vfioIommuType1DmaUnmap,
@@ -82,7 +83,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
     case VFIO_IOMMU_SPAPR_REGISTER_MEMORY: {
       if (!c.v2) break;
       c.mmSet(task);
-      const { value } = readVfioArg(structArg(arg), vfioIommuSpaprRegisterMemory);
+      const { value } = readVfioArg(structArg(arg, vfioIommuSpaprRegisterMemory.minsz), vfioIommuSpaprRegisterMemory);
       if (value.flags !== 0) throw new SysError('EINVAL', 'register_memory.flags must be 0');
       c.registerMemory(value.vaddr, value.size, task);
       return 0;
@@ -90,7 +91,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
     case VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: {
       if (!c.v2) break;
       if (!c.mm) throw new SysError('EPERM', 'nothing was ever registered');
-      const { value } = readVfioArg(structArg(arg), vfioIommuSpaprRegisterMemory);
+      const { value } = readVfioArg(structArg(arg, vfioIommuSpaprRegisterMemory.minsz), vfioIommuSpaprRegisterMemory);
       if (value.flags !== 0) throw new SysError('EINVAL', 'register_memory.flags must be 0');
       c.unregisterMemory(value.vaddr, value.size);
       return 0;
@@ -108,7 +109,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
       for (const g of c.groups) {
         const pe = g.tableGroup.eeh;
         if (!pe) throw new SysError('ENODEV', `group ${g.ref.id} has no EEH PE`);
-        const ret = eehPeOp(pe, structArg(arg), env.eehEnabled);
+        const ret = eehPeOp(pe, structArg(arg, vfioEehPeOp.minsz), env.eehEnabled);
         if (ret !== 0) return ret;
       }
       return 0;
@@ -117,7 +118,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
       if (!c.v2) break;
       c.mmSet(task);
       if (c.groups.length === 0) throw new SysError('ENXIO', 'no group attached');
-      const bytes = structArg(arg);
+      const bytes = structArg(arg, vfioIommuSpaprTceCreate.minsz);
       const { value } = readVfioArg(bytes, vfioIommuSpaprTceCreate);
       if (value.flags !== 0) throw new SysError('EINVAL', 'tce_create.flags must be 0');
       c.createDefaultWindow(task);
@@ -129,7 +130,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
       if (!c.v2) break;
       c.mmSet(task);
       if (c.groups.length === 0) throw new SysError('ENXIO', 'no group attached');
-      const { value } = readVfioArg(structArg(arg), vfioIommuSpaprTceRemove);
+      const { value } = readVfioArg(structArg(arg, vfioIommuSpaprTceRemove.minsz), vfioIommuSpaprTceRemove);
       if (value.flags !== 0) throw new SysError('EINVAL', 'tce_remove.flags must be 0');
       // Removing the default window before it exists just cancels its lazy creation (§1.8).
       if (c.defWindowPending && value.start_addr === 0n) {
@@ -152,7 +153,7 @@ export function spaprIoctl(data: TceContainer | null, cmd: number, arg: IoctlArg
 function getInfo(c: TceContainer, arg: IoctlArg): number {
   const tg = c.firstTableGroup();
   if (!tg) throw new SysError('ENXIO', 'no group attached');
-  const bytes = structArg(arg);
+  const bytes = structArg(arg, vfioIommuSpaprTceInfo.minsz);
   const { argsz } = readVfioArg(bytes, vfioIommuSpaprTceInfo);
   const ddw = c.v2 && tg.maxDynamicWindowsSupported > 0;
   const n = argsz >= vfioIommuSpaprTceInfo.size ? vfioIommuSpaprTceInfo.size : vfioIommuSpaprTceInfo.minsz;
@@ -186,7 +187,7 @@ function directionOf(flags: number): TceDirection {
 /** VFIO_IOMMU_MAP_DMA through the TCE table of the window holding `iova`. */
 function mapDma(c: TceContainer, arg: IoctlArg, call: CallContext): number {
   if (!c.enabled) throw new SysError('EPERM', c.v2 ? 'no memory pre-registered' : 'container not enabled');
-  const { value: p } = readVfioArg(structArg(arg), vfioIommuType1DmaMap);
+  const { value: p } = readVfioArg(structArg(arg, vfioIommuType1DmaMap.minsz), vfioIommuType1DmaMap);
   if ((p.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) !== 0) {
     throw new SysError('EINVAL', 'unknown MAP_DMA flags');
   }
@@ -218,7 +219,7 @@ function checkInWindow(table: { readonly offset: number; readonly size: number; 
 /** VFIO_IOMMU_UNMAP_DMA: clears the TCEs of the range (flags must be 0; `size` is not written back). */
 function unmapDma(c: TceContainer, arg: IoctlArg, call: CallContext): number {
   if (!c.enabled) throw new SysError('EPERM', c.v2 ? 'no memory pre-registered' : 'container not enabled');
-  const { value: p } = readVfioArg(structArg(arg), vfioIommuType1DmaUnmap);
+  const { value: p } = readVfioArg(structArg(arg, vfioIommuType1DmaUnmap.minsz), vfioIommuType1DmaUnmap);
   if (p.flags !== 0) throw new SysError('EINVAL', 'UNMAP_DMA flags must be 0');
   c.createDefaultWindow(call.task);
   const found = c.findTable(p.iova);

@@ -47,9 +47,13 @@ import {
 import { DIRTY_BITMAP_SIZE_MAX } from './bitmap.js';
 import { Type1Container } from './container.js';
 
-/** A struct argument: anything but bytes is a bad user pointer. */
-function structArg(arg: IoctlArg, what: string): Uint8Array {
+/**
+ * A struct argument: anything but bytes is a bad user pointer, and so is a buffer shorter than the fixed header,
+ * because Linux copies `minsz` bytes in before it looks at argsz (copy_from_user fails → EFAULT, not EINVAL).
+ */
+function structArg(arg: IoctlArg, what: string, minsz: number): Uint8Array {
   if (!(arg instanceof Uint8Array)) throw new SysError('EFAULT', `${what} needs a struct argument`);
+  if (arg.length < minsz) throw new SysError('EFAULT', `${what}: ${arg.length}-byte buffer ends inside the ${minsz}-byte header`);
   return arg;
 }
 
@@ -145,13 +149,13 @@ export function type1Ioctl(c: Type1Container | null, cmd: number, arg: IoctlArg,
   if (!c) throw new SysError('ENOTTY', 'no type1 container');
   switch (cmd) {
     case VFIO_IOMMU_GET_INFO:
-      return getInfo(c, structArg(arg, 'VFIO_IOMMU_GET_INFO'));
+      return getInfo(c, structArg(arg, 'VFIO_IOMMU_GET_INFO', vfioIommuType1Info.minsz));
     case VFIO_IOMMU_MAP_DMA:
-      return mapDma(c, structArg(arg, 'VFIO_IOMMU_MAP_DMA'), call);
+      return mapDma(c, structArg(arg, 'VFIO_IOMMU_MAP_DMA', vfioIommuType1DmaMap.minsz), call);
     case VFIO_IOMMU_UNMAP_DMA:
-      return unmapDma(c, structArg(arg, 'VFIO_IOMMU_UNMAP_DMA'), call);
+      return unmapDma(c, structArg(arg, 'VFIO_IOMMU_UNMAP_DMA', vfioIommuType1DmaUnmap.minsz), call);
     case VFIO_IOMMU_DIRTY_PAGES:
-      return dirtyPages(c, structArg(arg, 'VFIO_IOMMU_DIRTY_PAGES'), call);
+      return dirtyPages(c, structArg(arg, 'VFIO_IOMMU_DIRTY_PAGES', vfioIommuType1DirtyBitmap.minsz), call);
     default:
       throw new SysError('ENOTTY', `ioctl 0x${cmd.toString(16)} is not a type1 container ioctl`);
   }

@@ -822,7 +822,8 @@ export class IommufdContext {
     const pfns: bigint[] = [];
     for (const p of pieces) {
       p.area.accessPins++;
-      for (let i = p.first; i <= p.last; i++) pfns.push(p.area.pages.pfnOf(i) ?? 0n);
+      // One lookup per physically contiguous run, not one binary search per page.
+      for (const r of p.area.pages.runs(p.first, p.last)) for (let k = 0; k < r.npages; k++) pfns.push(r.pfn + BigInt(k));
     }
     acc.pins.push({ iova, length, pieces });
     return pfns;

@@ -3,6 +3,11 @@
  * keyed by `start`, so finding the first interval that touches a range, inserting and removing are O(log n)
  * expected however many areas an IOAS holds. Each node also knows the largest free gap inside its subtree, so
  * IOVA allocation skips every run of areas with no hole big enough instead of walking them one by one.
+ *
+ * Insert and remove work in place (descend, then rotate by priority, with parent links) rather than by split and
+ * merge: no temporary pairs, no recursion, and the subtree aggregates are refreshed only on the path that changed,
+ * stopping as soon as a node's aggregates come out unchanged — IOAS_MAP/UNMAP of one area touches a handful of
+ * nodes, not two root-to-leaf paths.
  */
 
 /** Anything with an inclusive interval `[start, last]`. */
@@ -11,37 +16,53 @@ export interface Interval {
   readonly last: bigint;
 }
 
-interface Node<T> {
-  item: T;
-  prio: number;
-  left: Node<T> | undefined;
-  right: Node<T> | undefined;
+class Node<T extends Interval> {
+  left: Node<T> | undefined = undefined;
+  right: Node<T> | undefined = undefined;
   /** Lowest start in the subtree. */
   minStart: bigint;
   /** Highest last in the subtree. */
   maxLast: bigint;
-  /** Largest number of free addresses between two consecutive intervals of the subtree (-1 when none). */
-  maxGap: bigint;
+  /**
+   * Largest `next.start - prev.last` between two consecutive intervals of the subtree, 0 when it holds one only.
+   * A distance `d` is a hole of `d - 1` addresses; keeping the distance saves a subtraction per update.
+   */
+  maxDist = 0n;
+  constructor(
+    readonly item: T,
+    readonly prio: number,
+    public parent: Node<T> | undefined,
+  ) {
+    this.minStart = item.start;
+    this.maxLast = item.last;
+  }
 }
 
-/** Recomputes a node's subtree aggregates from its children. */
-function pull<T extends Interval>(n: Node<T>): Node<T> {
-  const { left, right, item } = n;
-  n.minStart = left ? left.minStart : item.start;
-  n.maxLast = right ? right.maxLast : item.last;
-  let g = -1n;
+/** Recomputes a node's subtree aggregates from its children; returns whether any of them changed. */
+function pull<T extends Interval>(n: Node<T>): boolean {
+  const left = n.left;
+  const right = n.right;
+  const item = n.item;
+  let minStart = item.start;
+  let maxLast = item.last;
+  let dist = 0n;
   if (left) {
-    if (left.maxGap > g) g = left.maxGap;
-    const d = item.start - left.maxLast - 1n;
-    if (d > g) g = d;
+    minStart = left.minStart;
+    dist = left.maxDist;
+    const d = item.start - left.maxLast;
+    if (d > dist) dist = d;
   }
   if (right) {
-    if (right.maxGap > g) g = right.maxGap;
-    const d = right.minStart - item.last - 1n;
-    if (d > g) g = d;
+    maxLast = right.maxLast;
+    if (right.maxDist > dist) dist = right.maxDist;
+    const d = right.minStart - item.last;
+    if (d > dist) dist = d;
   }
-  n.maxGap = g;
-  return n;
+  if (minStart === n.minStart && maxLast === n.maxLast && dist === n.maxDist) return false;
+  n.minStart = minStart;
+  n.maxLast = maxLast;
+  n.maxDist = dist;
+  return true;
 }
 
 /** Non-overlapping intervals ordered by start. Items must not change their bounds while inside. */
@@ -65,48 +86,77 @@ export class IntervalTree<T extends Interval> {
     return this.#seed;
   }
 
-  /** Splits into starts `< key` and starts `>= key`. */
-  #split(node: Node<T> | undefined, key: bigint): [Node<T> | undefined, Node<T> | undefined] {
-    if (!node) return [undefined, undefined];
-    if (node.item.start < key) {
-      const [l, r] = this.#split(node.right, key);
-      node.right = l;
-      return [pull(node), r];
+  /** Lifts `x` above its parent (a single rotation), refreshing both nodes' aggregates. */
+  #rotateUp(x: Node<T>): void {
+    const p = x.parent!;
+    const g = p.parent;
+    if (p.left === x) {
+      const b = x.right;
+      p.left = b;
+      if (b) b.parent = p;
+      x.right = p;
+    } else {
+      const b = x.left;
+      p.right = b;
+      if (b) b.parent = p;
+      x.left = p;
     }
-    const [l, r] = this.#split(node.left, key);
-    node.left = r;
-    return [l, pull(node)];
+    p.parent = x;
+    x.parent = g;
+    if (!g) this.#root = x;
+    else if (g.left === p) g.left = x;
+    else g.right = x;
+    pull(p);
+    pull(x);
   }
 
-  #merge(a: Node<T> | undefined, b: Node<T> | undefined): Node<T> | undefined {
-    if (!a) return b;
-    if (!b) return a;
-    if (a.prio > b.prio) {
-      a.right = this.#merge(a.right, b);
-      return pull(a);
-    }
-    b.left = this.#merge(a, b.left);
-    return pull(b);
+  /**
+   * Refreshes aggregates from `n` up to the root. Aggregates depend only on the set of intervals below a node,
+   * so once one comes out unchanged every ancestor's is still right.
+   */
+  #fixUp(n: Node<T> | undefined): void {
+    while (n && pull(n)) n = n.parent;
   }
 
   /** Inserts an interval; the caller guarantees it overlaps none already inside. */
   insert(item: T): void {
-    const node: Node<T> = { item, prio: this.#random(), left: undefined, right: undefined, minStart: item.start, maxLast: item.last, maxGap: -1n };
-    const [l, r] = this.#split(this.#root, item.start);
-    this.#root = this.#merge(this.#merge(l, node), r);
+    const key = item.start;
+    let parent = this.#root;
+    if (!parent) {
+      this.#root = new Node(item, this.#random(), undefined);
+      this.#count++;
+      return;
+    }
+    for (;;) {
+      const next = key < parent.item.start ? parent.left : parent.right;
+      if (!next) break;
+      parent = next;
+    }
+    const node = new Node(item, this.#random(), parent);
+    if (key < parent.item.start) parent.left = node;
+    else parent.right = node;
+    while (node.parent && node.prio > node.parent.prio) this.#rotateUp(node);
+    this.#fixUp(node.parent);
     this.#count++;
   }
 
   /** Removes the interval (by identity); returns false when it was not inside. */
   remove(item: T): boolean {
-    // Starts are unique: split out exactly the node starting at item.start, then join the rest.
-    const [l, rest] = this.#split(this.#root, item.start);
-    const [mid, r] = this.#split(rest, item.start + 1n);
-    if (!mid || mid.item !== item) {
-      this.#root = this.#merge(this.#merge(l, mid), r);
-      return false;
-    }
-    this.#root = this.#merge(l, r);
+    // Starts are unique: the only candidate is the node starting at item.start.
+    const key = item.start;
+    let node = this.#root;
+    while (node && node.item.start !== key) node = key < node.item.start ? node.left : node.right;
+    if (!node || node.item !== item) return false;
+    // Rotate it down below its higher-priority child until it has at most one child, then splice it out.
+    while (node.left && node.right) this.#rotateUp(node.left.prio > node.right.prio ? node.left : node.right);
+    const child = node.left ?? node.right;
+    const parent = node.parent;
+    if (child) child.parent = parent;
+    if (!parent) this.#root = child;
+    else if (parent.left === node) parent.left = child;
+    else parent.right = child;
+    node.parent = undefined;
+    this.#fixUp(parent);
     this.#count--;
     return true;
   }
@@ -127,10 +177,11 @@ export class IntervalTree<T extends Interval> {
   }
 
   *#gaps(n: Node<T> | undefined, minSize: bigint): Generator<Interval> {
-    if (!n || n.maxGap < minSize) return;
+    // A hole of at least minSize addresses is a distance above minSize.
+    if (!n || n.maxDist <= minSize) return;
     yield* this.#gaps(n.left, minSize);
-    if (n.left && n.item.start - n.left.maxLast - 1n >= minSize) yield { start: n.left.maxLast + 1n, last: n.item.start - 1n };
-    if (n.right && n.right.minStart - n.item.last - 1n >= minSize) yield { start: n.item.last + 1n, last: n.right.minStart - 1n };
+    if (n.left && n.item.start - n.left.maxLast > minSize) yield { start: n.left.maxLast + 1n, last: n.item.start - 1n };
+    if (n.right && n.right.minStart - n.item.last > minSize) yield { start: n.item.last + 1n, last: n.right.minStart - 1n };
     yield* this.#gaps(n.right, minSize);
   }
 
@@ -162,14 +213,29 @@ export class IntervalTree<T extends Interval> {
 
   /** The lowest interval intersecting `[start, last]` (interval_tree_iter_first). */
   first(start: bigint, last: bigint): T | undefined {
-    const f = this.floor(start);
-    if (f && f.last >= start) return f;
-    const c = this.ceil(start, true);
-    return c && c.start <= last ? c : undefined;
+    // One descent finds both candidates: the last node we step right from is the floor of `start`, the last one
+    // we step left from is the smallest start above it.
+    let node = this.#root;
+    let floor: T | undefined;
+    let above: T | undefined;
+    while (node) {
+      const it = node.item;
+      if (it.start <= start) {
+        floor = it;
+        node = node.right;
+      } else {
+        above = it;
+        node = node.left;
+      }
+    }
+    if (floor && floor.last >= start) return floor;
+    return above && above.start <= last ? above : undefined;
   }
 
   /** The interval after `item` that still intersects `[.., last]` (interval_tree_iter_next). */
   next(item: T, last: bigint): T | undefined {
+    // Intervals do not overlap: whatever follows `item` starts past its last address.
+    if (item.last >= last) return undefined;
     const c = this.ceil(item.start, true);
     return c && c.start <= last ? c : undefined;
   }

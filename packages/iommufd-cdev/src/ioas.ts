@@ -22,6 +22,24 @@ export interface Area extends Interval {
   readonly prot: number;
   /** Pins held on this area's pages by accesses (emulated devices). */
   accessPins: number;
+  /** First page index of the area inside `pages` (fixed at creation: every pin/unpin/fill uses it). */
+  readonly firstIndex: number;
+  /** Last page index of the area inside `pages`. */
+  readonly lastIndex: number;
+}
+
+/** A new area (every area has this one shape, so the hot paths that read areas stay monomorphic). */
+function newArea(start: bigint, last: bigint, pages: IoPages, startByte: bigint, prot: number): Area {
+  return {
+    start,
+    last,
+    pages,
+    startByte,
+    prot,
+    accessPins: 0,
+    firstIndex: Number(startByte / PAGE_SIZE_N),
+    lastIndex: Number((startByte + (last - start)) / PAGE_SIZE_N),
+  };
 }
 
 /** A reserved IOVA range and who reserved it (a device, a domain's aperture). */
@@ -57,12 +75,12 @@ function alignUp(v: bigint, a: bigint): bigint {
 
 /** First page index of an area inside its pages object. */
 export function areaFirstIndex(a: Area): number {
-  return Number(a.startByte / PAGE_SIZE_N);
+  return a.firstIndex;
 }
 
 /** Last page index of an area inside its pages object. */
 export function areaLastIndex(a: Area): number {
-  return Number((a.startByte + (a.last - a.start)) / PAGE_SIZE_N);
+  return a.lastIndex;
 }
 
 /** The io_pagetable of an IOAS. */
@@ -95,11 +113,20 @@ export class IoPagetable {
   }
 
   #reservedFirst(start: bigint, last: bigint): Reserved | undefined {
-    return this.#reserved.find((r) => r.start <= last && r.last >= start);
+    // Sorted by start: nothing from the first range starting past `last` on can intersect.
+    for (const r of this.#reserved) {
+      if (r.start > last) return undefined;
+      if (r.last >= start) return r;
+    }
+    return undefined;
   }
 
   #allowedFirst(start: bigint, last: bigint): Interval | undefined {
-    return this.#allowed.find((r) => r.start <= last && r.last >= start);
+    for (const r of this.#allowed) {
+      if (r.start > last) return undefined;
+      if (r.last >= start) return r;
+    }
+    return undefined;
   }
 
   /** Holes of the reserved ranges over the whole space: what IOAS_IOVA_RANGES reports. */
@@ -198,35 +225,46 @@ export class IoPagetable {
       this.checkIova(iova, length);
       at = iova;
     }
+    if (slices.length === 1) {
+      // IOAS_MAP (and most COPYs): one area, no lists to build.
+      const a = this.#newAreaFor(first, at, prot);
+      this.#fillArea(a);
+      this.areas.insert(a);
+      return at;
+    }
     // iopt_insert_area checks, for every slice, before anything is inserted.
     const areas: Area[] = [];
     let cursor = at;
     for (const s of slices) {
-      if ((prot & IOMMU_WRITE) !== 0 && !s.pages.writable) throw new SysError('EPERM', 'pages are not writable');
-      if ((s.startByte % PAGE_SIZE_N) % this.iovaAlignment !== 0n) throw new SysError('EINVAL', 'page offset not aligned');
-      const last = cursor + s.length - 1n;
-      if (last > U64_MAX) throw new SysError('EOVERFLOW', 'area overflows');
-      areas.push({ start: cursor, last, pages: s.pages, startByte: s.startByte, prot, accessPins: 0 });
-      cursor = last + 1n;
+      const a = this.#newAreaFor(s, cursor, prot);
+      areas.push(a);
+      cursor = a.last + 1n;
     }
-    const filled: Area[] = [];
+    let filled = 0;
     try {
-      for (const a of areas) {
-        this.#fillArea(a);
-        filled.push(a);
-      }
+      for (; filled < areas.length; filled++) this.#fillArea(areas[filled]!);
     } catch (e) {
-      for (const a of filled) this.#unfillArea(a);
+      for (let i = 0; i < filled; i++) this.#unfillArea(areas[i]!);
       throw e;
     }
     for (const a of areas) this.areas.insert(a);
     return at;
   }
 
+  /** iopt_insert_area's checks for one slice placed at `at`: EPERM, EINVAL (page offset), EOVERFLOW. */
+  #newAreaFor(s: PagesSlice, at: bigint, prot: number): Area {
+    if ((prot & IOMMU_WRITE) !== 0 && !s.pages.writable) throw new SysError('EPERM', 'pages are not writable');
+    if ((s.startByte % PAGE_SIZE_N) % this.iovaAlignment !== 0n) throw new SysError('EINVAL', 'page offset not aligned');
+    const last = at + s.length - 1n;
+    if (last > U64_MAX) throw new SysError('EOVERFLOW', 'area overflows');
+    return newArea(at, last, s.pages, s.startByte, prot);
+  }
+
   /** Areas fully inside `[start, last]`; ENOENT when one only partly is (no splitting), or when none is. */
   #containedAreas(start: bigint, last: bigint): Area[] {
     const out: Area[] = [];
-    for (const a of this.areas.overlapping(start, last)) {
+    const tree = this.areas;
+    for (let a = tree.first(start, last); a; a = tree.next(a, last)) {
       if (a.start < start || a.last > last) throw new SysError('ENOENT', 'range splits a mapped area');
       out.push(a);
     }
@@ -243,13 +281,14 @@ export class IoPagetable {
     if (victims.length === 0) throw new SysError('ENOENT', 'nothing mapped in the range');
     let total = 0n;
     for (const a of victims) {
+      const length = a.last - a.start + 1n;
       if (a.accessPins > 0) {
-        for (const acc of this.accesses) acc.notifyUnmap(a.start, a.last - a.start + 1n);
+        for (const acc of this.accesses) acc.notifyUnmap(a.start, length);
         if (a.accessPins > 0) throw new SysError('EDEADLK', 'an access kept its pins after the unmap notification');
       }
-      this.#unfillArea(a);
+      this.#unfillArea(a, length);
       this.areas.remove(a);
-      total += a.last - a.start + 1n;
+      total += length;
     }
     return total;
   }
@@ -295,8 +334,8 @@ export class IoPagetable {
       if (newStart % this.iovaAlignment !== 0n || byte % this.iovaAlignment !== 0n) throw new SysError('EINVAL', 'cut not aligned');
       if (a.accessPins > 0) throw new SysError('EINVAL', 'an access pins the area');
       if (this.domains.length > 0 && !this.#disableLargePages) throw new SysError('EINVAL', 'area may use large IOPTEs');
-      const lhs: Area = { start: a.start, last: iova, pages: a.pages, startByte: a.startByte, prot: a.prot, accessPins: 0 };
-      const rhs: Area = { start: newStart, last: a.last, pages: a.pages, startByte: byte, prot: a.prot, accessPins: 0 };
+      const lhs = newArea(a.start, iova, a.pages, a.startByte, a.prot);
+      const rhs = newArea(newStart, a.last, a.pages, byte, a.prot);
       // With domains the alignment is at least PAGE_SIZE, so the halves' page ranges never share a page and the
       // pins the area held are exactly the pins the halves hold.
       this.areas.remove(a);
@@ -309,17 +348,18 @@ export class IoPagetable {
 
   /** Maps one area into one domain from its pinned pages (contiguous runs; page by page without huge pages). */
   #mapIntoDomain(a: Area, d: IommuDomain): void {
-    const first = areaFirstIndex(a);
-    const runs = a.pages.runs(first, areaLastIndex(a));
+    const first = a.firstIndex;
+    const runs = a.pages.runs(first, a.lastIndex);
     const prot = a.prot;
     let mappedTo = a.start;
     try {
       for (const r of runs) {
-        const iova = a.start + BigInt(r.index - first) * PAGE_SIZE_N;
+        const iova = r.index === first ? a.start : a.start + BigInt(r.index - first) * PAGE_SIZE_N;
         const size = BigInt(r.npages) * PAGE_SIZE_N;
-        if (this.#disableLargePages) {
-          for (let k = 0n; k < size; k += PAGE_SIZE_N) d.map(iova + k, r.pfn * PAGE_SIZE_N + k, PAGE_SIZE_N, prot);
-        } else d.map(iova, r.pfn * PAGE_SIZE_N, size, prot);
+        const pa = r.pfn * PAGE_SIZE_N;
+        if (this.#disableLargePages && r.npages > 1) {
+          for (let k = 0n; k < size; k += PAGE_SIZE_N) d.map(iova + k, pa + k, PAGE_SIZE_N, prot);
+        } else d.map(iova, pa, size, prot);
         mappedTo = iova + size;
       }
     } catch (e) {
@@ -330,25 +370,24 @@ export class IoPagetable {
 
   /** Pins an area's pages and mirrors it into every domain (iopt_area_fill_domains); all or nothing. */
   #fillArea(a: Area): void {
-    if (this.domains.length === 0) return;
-    a.pages.pin(areaFirstIndex(a), areaLastIndex(a));
-    const done: IommuDomain[] = [];
+    const domains = this.domains;
+    if (domains.length === 0) return;
+    a.pages.pin(a.firstIndex, a.lastIndex);
+    let done = 0;
     try {
-      for (const d of this.domains) {
-        this.#mapIntoDomain(a, d);
-        done.push(d);
-      }
+      for (; done < domains.length; done++) this.#mapIntoDomain(a, domains[done]!);
     } catch (e) {
-      for (const d of done) d.unmap(a.start, a.last - a.start + 1n);
-      a.pages.unpin(areaFirstIndex(a), areaLastIndex(a));
+      const length = a.last - a.start + 1n;
+      for (let i = 0; i < done; i++) domains[i]!.unmap(a.start, length);
+      a.pages.unpin(a.firstIndex, a.lastIndex);
       throw e;
     }
   }
 
-  #unfillArea(a: Area): void {
+  #unfillArea(a: Area, length = a.last - a.start + 1n): void {
     if (this.domains.length === 0) return;
-    for (const d of this.domains) d.unmap(a.start, a.last - a.start + 1n);
-    a.pages.unpin(areaFirstIndex(a), areaLastIndex(a));
+    for (const d of this.domains) d.unmap(a.start, length);
+    a.pages.unpin(a.firstIndex, a.lastIndex);
   }
 
   #checkAlignment(align: bigint): void {
@@ -390,11 +429,11 @@ export class IoPagetable {
     const done: Area[] = [];
     try {
       for (const a of this.areas.overlapping(0n, U64_MAX)) {
-        if (first) a.pages.pin(areaFirstIndex(a), areaLastIndex(a));
+        if (first) a.pages.pin(a.firstIndex, a.lastIndex);
         try {
           this.#mapIntoDomain(a, d);
         } catch (e) {
-          if (first) a.pages.unpin(areaFirstIndex(a), areaLastIndex(a));
+          if (first) a.pages.unpin(a.firstIndex, a.lastIndex);
           throw e;
         }
         done.push(a);
@@ -402,7 +441,7 @@ export class IoPagetable {
     } catch (e) {
       for (const a of done) {
         d.unmap(a.start, a.last - a.start + 1n);
-        if (first) a.pages.unpin(areaFirstIndex(a), areaLastIndex(a));
+        if (first) a.pages.unpin(a.firstIndex, a.lastIndex);
       }
       this.removeReserved(d);
       throw e;
@@ -419,7 +458,7 @@ export class IoPagetable {
     const last = this.domains.length === 0;
     for (const a of this.areas.overlapping(0n, U64_MAX)) {
       d.unmap(a.start, a.last - a.start + 1n);
-      if (last) a.pages.unpin(areaFirstIndex(a), areaLastIndex(a));
+      if (last) a.pages.unpin(a.firstIndex, a.lastIndex);
     }
     this.removeReserved(d);
     this.#recalcAlignment();

@@ -89,6 +89,10 @@ export class IoPages {
    * All or nothing: EFAULT (unpinnable memory) or ENOMEM (RLIMIT_MEMLOCK) leave everything as it was.
    */
   pin(first: number, last: number): void {
+    if (this.#segs.length === 0) {
+      this.#pinFresh(first, last);
+      return;
+    }
     // 1. Pin the gaps (not yet pinned indexes) first, so a failure changes nothing.
     const gaps: { first: number; last: number }[] = [];
     let cursor = first;
@@ -139,25 +143,52 @@ export class IoPages {
     for (let i = this.#lowerBound(first); i < this.#segs.length && this.#segs[i]!.first <= last; i++) this.#segs[i]!.users++;
   }
 
+  /**
+   * The common case of a pages object nobody pinned yet (every IOAS_MAP makes a new one): pin the range as one
+   * batch and record its runs with one user each — what the general path ends with, minus its gap and merge
+   * bookkeeping. All or nothing like {@link pin}.
+   */
+  #pinFresh(first: number, last: number): void {
+    const n = last - first + 1;
+    const runs = this.mm.pin(first === 0 ? this.base : this.base + BigInt(first) * PAGE_SIZE_N, n, { write: this.writable });
+    try {
+      this.#charge(n);
+    } catch (e) {
+      for (const r of runs) this.mm.unpin(r.pfn, r.npages);
+      throw e;
+    }
+    let idx = first;
+    for (const r of runs) {
+      // The platform returns runs in address order covering the range, so indexes follow from the page counts.
+      this.#segs.push({ first: idx, last: idx + r.npages - 1, pfn: r.pfn, users: 1 });
+      idx += r.npages;
+    }
+    this.#pinned += n;
+  }
+
   /** Drops one user from every index in `[first, last]`; pages nobody holds anymore are unpinned and uncharged. */
   unpin(first: number, last: number): void {
+    const segs = this.#segs;
     this.#splitAt(first);
     this.#splitAt(last + 1);
     let freed = 0;
-    let i = this.#lowerBound(first);
-    while (i < this.#segs.length && this.#segs[i]!.first <= last) {
-      const s = this.#segs[i]!;
+    const from = this.#lowerBound(first);
+    // Compact in place: surviving segments slide down over the freed ones, then one splice trims the rest.
+    let keep = from;
+    let i = from;
+    for (; i < segs.length && segs[i]!.first <= last; i++) {
+      const s = segs[i]!;
       s.users--;
       if (s.users <= 0) {
         const n = s.last - s.first + 1;
         this.mm.unpin(s.pfn, n);
         freed += n;
-        this.#segs.splice(i, 1);
-      } else i++;
+      } else segs[keep++] = s;
     }
+    if (keep < i) segs.splice(keep, i - keep);
     this.#pinned -= freed;
     this.#uncharge(freed);
-    this.#coalesce(first, last);
+    if (segs.length > 1) this.#coalesce(first, last);
   }
 
   /** Merges neighbours around a range that are contiguous in both index and pfn and have equal users. */

@@ -38,17 +38,42 @@ export function userSize(arg: IoctlArg, call: CallContext): number {
   return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
 }
 
+/**
+ * A command read from the struct bytes themselves: the response is written in place. A class rather than a
+ * closure per call, since every IOAS_MAP/UNMAP makes one.
+ */
+class BufferCmd<T> implements UserCmd<T> {
+  constructor(
+    readonly value: T,
+    readonly size: number,
+    readonly bytes: Uint8Array,
+    readonly codec: StructCodec<T>,
+  ) {}
+  respond(changes: Partial<T>): void {
+    this.codec.write(this.bytes, changes, 0, Math.min(this.size, this.codec.size));
+  }
+}
+
+/** A command read from user memory at `addr`: the response is copied back there. */
+class PointerCmd<T> implements UserCmd<T> {
+  constructor(
+    readonly value: T,
+    readonly size: number,
+    readonly addr: bigint,
+    readonly call: CallContext,
+    readonly codec: StructCodec<T>,
+  ) {}
+  respond(changes: Partial<T>): void {
+    const known = Math.min(this.size, this.codec.size);
+    this.call.task.mm.write(this.addr, this.codec.encode({ ...this.value, ...changes }).subarray(0, known));
+  }
+}
+
 /** Reads a command struct with the size/E2BIG rules. */
 export function readCmd<T>(arg: IoctlArg, call: CallContext, codec: StructCodec<T>): UserCmd<T> {
   if (arg instanceof Uint8Array) {
     const { value, size } = readIommufdArg(arg, codec);
-    return {
-      value,
-      size,
-      respond: (changes: Partial<T>) => {
-        codec.write(arg, changes, 0, Math.min(size, codec.size));
-      },
-    };
+    return new BufferCmd(value, size, arg, codec);
   }
   const addr = pointer(arg);
   const size = userSize(arg, call);
@@ -62,14 +87,7 @@ export function readCmd<T>(arg: IoctlArg, call: CallContext, codec: StructCodec<
     if (chunk.some((b) => b !== 0)) throw new SysError('E2BIG', `${codec.name}: non-zero bytes past the known struct`);
     off += n;
   }
-  const value = codec.decode(head);
-  return {
-    value,
-    size,
-    respond: (changes: Partial<T>) => {
-      call.task.mm.write(addr, codec.encode({ ...value, ...changes }).subarray(0, known));
-    },
-  };
+  return new PointerCmd(codec.decode(head), size, addr, call, codec);
 }
 
 /** Reads `length` bytes of user memory at `ptr` (copy_from_user): EFAULT when absent. */

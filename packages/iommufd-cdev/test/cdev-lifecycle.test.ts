@@ -192,27 +192,38 @@ describe('no-IOMMU devices and iommufd (§2.9)', () => {
     return { host, dev: () => device! };
   }
 
-  it('binds without an IOMMU binding (devid 0) only with CAP_SYS_RAWIO and no compat IOAS (EPERM)', () => {
+  it('gives no-IOMMU devices no cdev node (Linux 6.12: "cdev does not support noiommu device")', () => {
     const { host, dev } = make();
     const d = dev();
     expect(d.group!.type).toBe('no-iommu');
-    const user = host.spawn({ uid: 0 });
-    const ifd = user.open('/dev/iommu');
-    const fd = user.open(`/dev/vfio/devices/vfio${d.index}`);
-    expect(errnoOf(() => bindIommufd(user, fd, ifd))).toBe('EPERM');
-    expect(d.openCount).toBe(0);
-
     const raw = host.spawn({ uid: 0, capabilities: ['CAP_SYS_RAWIO'] });
-    const rifd = raw.open('/dev/iommu');
-    const rfd = raw.open(`/dev/vfio/devices/vfio${d.index}`);
-    // A compat IOAS says the user expects translation: refused.
-    const ioas = ioasAlloc(raw, rifd);
-    raw.ioctl(rifd, IOMMU_VFIO_IOAS, iommuVfioIoas.encode({ size: 12, op: IOMMU_VFIO_IOAS_SET, ioas_id: ioas }));
-    expect(errnoOf(() => bindIommufd(raw, rfd, rifd))).toBe('EPERM');
-    const ifd2 = raw.open('/dev/iommu');
-    expect(bindIommufd(raw, rfd, ifd2)).toBe(0);
-    expect(raw.ioctl(rfd, 0x3b99)).toBe(7);
-    raw.close(rfd);
+    expect(raw.readdir('/dev/vfio/devices')).toEqual([]);
+    expect(errnoOf(() => raw.open(`/dev/vfio/devices/vfio${d.index}`))).toBe('ENOENT');
+    // The class device exists, without a char device number.
+    expect(raw.readdir(`/sys/bus/pci/devices/${d.name}/vfio-dev/vfio${d.index}`)).toEqual([]);
+  });
+
+  it('opens through a group on an iommufd without a binding, only with CAP_SYS_RAWIO and no compat IOAS (EPERM)', () => {
+    const { host, dev } = make();
+    const d = dev();
+    const raw = host.spawn({ uid: 0, capabilities: ['CAP_SYS_RAWIO'] });
+    const g = raw.open(`/dev/vfio/noiommu-${d.group!.id}`);
+    const ifd = raw.open('/dev/iommu');
+    raw.ioctl(g, VFIO_GROUP_SET_CONTAINER, intArg(ifd));
+    // A compat IOAS chosen afterwards says the user expects translation: refused at open.
+    const ioas = ioasAlloc(raw, ifd);
+    raw.ioctl(ifd, IOMMU_VFIO_IOAS, iommuVfioIoas.encode({ size: 12, op: IOMMU_VFIO_IOAS_SET, ioas_id: ioas }));
+    expect(errnoOf(() => raw.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cString(d.name)))).toBe('EPERM');
+    raw.ioctl(ifd, IOMMU_VFIO_IOAS, iommuVfioIoas.encode({ size: 12, op: 2 /* CLEAR */ }));
+    // Without CAP_SYS_RAWIO (dropped after opening the group) the open is refused too.
+    const child = raw.fork();
+    child.capset({ effective: [] });
+    expect(errnoOf(() => child.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cString(d.name)))).toBe('EPERM');
+    expect(d.openCount).toBe(0);
+    const fd = raw.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cString(d.name));
+    expect(raw.ioctl(fd, 0x3b99)).toBe(7);
+    expect(host.api.deviceIommufdInfo(d)).toMatchObject({ devid: undefined, attached: false });
+    raw.close(fd);
     expect(d.openCount).toBe(0);
   });
 

@@ -43,6 +43,6 @@ export { SimAddressSpace, type MappingInfo } from './address-space.js';
 export { SimPhysicalMemory, PAGES_2M, PAGES_1G } from './physical.js';
 export { SimEventFd } from './eventfd.js';
 export { SimClock, type ClockMode } from './clock.js';
-export { modelTestContext, ModelTestContext, ManualClock, type ModelTestOptions } from './model-test.js';
+export { modelTestContext, ModelTestContext, ManualClock, toLe, fromLe, type ModelTestOptions } from './model-test.js';
 export { SimSysfs } from './sysfs.js';
 export * from './spapr/index.js';

@@ -160,3 +160,21 @@ export class ModelTestContext implements PciFunctionContext {
 export function modelTestContext(options: ModelTestOptions = {}): ModelTestContext {
   return new ModelTestContext(options);
 }
+
+/** `value` as `size` little-endian bytes (the low bytes; for building BAR and config writes in tests). */
+export function toLe(value: bigint | number, size: number): Uint8Array {
+  let v = BigInt(value);
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** The unsigned little-endian value of `bytes` (for reading BAR and DMA results in tests). */
+export function fromLe(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+  return v;
+}

@@ -37,6 +37,7 @@ import {
   PCI_ROM_ADDRESS1,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
+  PCI_STATUS_ERROR_BITS,
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
   PCI_VENDOR_ID,
@@ -445,7 +446,7 @@ export class ConfigSpaceFunction implements PciFunction {
   private defaultW1cmask(read: ConfigReader): Uint8Array {
     const m = new Uint8Array(4096);
     // Status: master data parity, signalled/received target abort, received master abort, SERR, parity.
-    setMask(m, PCI.STATUS, 2, 0xf900);
+    setMask(m, PCI.STATUS, 2, PCI_STATUS_ERROR_BITS);
     for (const [id, pos] of listCapabilities(read)) {
       if (id === PCI.CAP_ID_PM) setMask(m, pos + 4, 2, 0x8000); // PME_Status
       if (id === PCI.CAP_ID_EXP) {

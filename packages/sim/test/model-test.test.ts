@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { PciFunction, PciFunctionContext } from '@vfio-ts/platform';
 import { isSysError } from '@vfio-ts/uapi';
-import { ManualClock, ModelTestContext, modelTestContext } from '../src/index.js';
+import { ManualClock, ModelTestContext, fromLe, modelTestContext, toLe } from '../src/index.js';
 
 /** A toy model: on a BAR0 write it DMAs 4 bytes from IOVA 0x1000 to 0x2000 after 5 ms and raises MSI 0 + INTx. */
 function toyModel(): PciFunction & { ctx?: PciFunctionContext } {
@@ -111,5 +111,15 @@ describe('modelTestContext', () => {
     expect(log).toEqual(['a', 'c', 'b']);
     expect(clock.now()).toBe(20);
     expect(clock.pending).toBe(0);
+  });
+
+  it('toLe / fromLe round-trip little-endian values', () => {
+    expect(toLe(0x11223344, 4)).toEqual(Uint8Array.of(0x44, 0x33, 0x22, 0x11));
+    expect(toLe(0x1ff, 1)).toEqual(Uint8Array.of(0xff));
+    expect(fromLe(Uint8Array.of(0x44, 0x33, 0x22, 0x11, 0x00, 0x00, 0x00, 0x80))).toBe(0x8000000011223344n);
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (v) => fromLe(toLe(v, 8)) === v),
+      { numRuns: 100 },
+    );
   });
 });

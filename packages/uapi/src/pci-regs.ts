@@ -58,6 +58,17 @@ export const PCI_STATUS_REC_MASTER_ABORT = 0x2000;
 export const PCI_STATUS_SIG_SYSTEM_ERROR = 0x4000;
 /** Status: detected parity error (RW1C). */
 export const PCI_STATUS_DETECTED_PARITY = 0x8000;
+/**
+ * The status bits that record errors, all write-1-to-clear: parity, signaled/received target abort, received master
+ * abort, signaled system error, detected parity (Linux's `PCI_STATUS_ERROR_BITS`, include/linux/pci.h).
+ */
+export const PCI_STATUS_ERROR_BITS =
+  PCI_STATUS_DETECTED_PARITY |
+  PCI_STATUS_SIG_SYSTEM_ERROR |
+  PCI_STATUS_REC_MASTER_ABORT |
+  PCI_STATUS_REC_TARGET_ABORT |
+  PCI_STATUS_SIG_TARGET_ABORT |
+  PCI_STATUS_PARITY;
 /** Class code (high 24 bits) and revision (low 8 bits). */
 export const PCI_CLASS_REVISION = 0x08;
 /** Revision ID. */

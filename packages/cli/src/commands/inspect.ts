@@ -7,20 +7,17 @@
  */
 import { createHost } from '@vfio-ts/core';
 import type { Process } from '@vfio-ts/core';
-import { deviceInfo, irqInfo, regionInfo } from '@vfio-ts/device-edu/driver';
-import type { VfioIrqInfoView, VfioRegionInfoView } from '@vfio-ts/device-edu/driver';
 import { simPlatform } from '@vfio-ts/sim';
 import {
-  VFIO_GROUP_FLAGS_VIABLE,
-  VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_GROUP_GET_STATUS,
-  VFIO_GROUP_SET_CONTAINER,
   VFIO_PCI_CONFIG_REGION_INDEX,
-  VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
+  deviceInfo,
+  irqInfo,
   isSysError,
-  vfioGroupStatus,
+  openVfioDevice,
+  regionInfo,
 } from '@vfio-ts/uapi';
+import type { VfioIrqInfoView, VfioRegionInfoView } from '@vfio-ts/uapi';
 import type { VfioCommand } from '../command.js';
 import { CliError } from '../errors.js';
 import { fields, hex, table, text, type Block, type Report } from '../output.js';
@@ -63,18 +60,14 @@ const readU32 = (b: Uint8Array): number => {
   return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
 };
 
-/** The QEMU flow up to the device fd, as root. */
+/**
+ * The QEMU flow up to the device fd, as root (uapi's `openVfioDevice`: a group that is not viable is refused by
+ * SET_CONTAINER with Linux's errno, and whatever was opened is closed again).
+ */
 function openDevice(p: Process, bdf: string): number {
   const link = p.readlink(`/sys/bus/pci/devices/${bdf}/iommu_group`);
   const group = Number(link.slice(link.lastIndexOf('/') + 1));
-  const container = p.open('/dev/vfio/vfio');
-  const groupFd = p.open(`/dev/vfio/${group}`);
-  const st = vfioGroupStatus.encode({ argsz: vfioGroupStatus.size });
-  p.ioctl(groupFd, VFIO_GROUP_GET_STATUS, st);
-  if ((vfioGroupStatus.decode(st).flags & VFIO_GROUP_FLAGS_VIABLE) === 0) throw new CliError(`IOMMU group ${group} is not viable`, 'this is a bug in vfio-ts; please report it');
-  p.ioctl(groupFd, VFIO_GROUP_SET_CONTAINER, u32(container));
-  p.ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
-  return p.ioctl(groupFd, VFIO_GROUP_GET_DEVICE_FD, new TextEncoder().encode(`${bdf}\0`));
+  return openVfioDevice(p, { group, device: bdf, iommuType: VFIO_TYPE1v2_IOMMU }).device;
 }
 
 function regionView(r: VfioRegionInfoView): InspectRegion {

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import { createHost, openVfioDevice } from '@vfio-ts/core';
+import { createHost } from '@vfio-ts/core';
 import type { Process } from '@vfio-ts/core';
 import { MIG_DMA_CMD, MIG_REG, REGION_SHIFT, migratableFunction, migratableVfioPci } from '@vfio-ts/device-migratable';
 import type { MigratableFunction } from '@vfio-ts/device-migratable';
@@ -29,7 +29,6 @@ import { simPlatform } from '@vfio-ts/sim';
 import type { SimPlatform } from '@vfio-ts/sim';
 import {
   SysError,
-  VFIO_DEVICE_SET_IRQS,
   VFIO_DEVICE_STATE_PRE_COPY,
   VFIO_DEVICE_STATE_RESUMING,
   VFIO_DEVICE_STATE_RUNNING,
@@ -37,13 +36,11 @@ import {
   VFIO_DEVICE_STATE_STOP_COPY,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_IOMMU_MAP_DMA,
-  VFIO_IRQ_SET_ACTION_TRIGGER,
-  VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_TYPE1v2_IOMMU,
-  vfioIommuType1DmaMap,
-  vfioIrqSet,
+  mapDma,
+  openVfioDevice,
+  setIrqEventfds,
 } from '@vfio-ts/uapi';
 import type { VfioCommand } from '../command.js';
 import { CliError, EXIT_USAGE } from '../errors.js';
@@ -92,24 +89,14 @@ function buildVm(shape: VmShape): Vm {
   const group = platform.pci.device(BDF)!.iommuGroup!.id;
   const { container, device } = openVfioDevice(p, { group, device: BDF, iommuType: VFIO_TYPE1v2_IOMMU });
   const ram = p.mmap({ length: BigInt(shape.ramBytes) });
-  const map = vfioIommuType1DmaMap.encode({
-    argsz: 32,
-    flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-    vaddr: ram,
-    iova: 0n,
-    size: BigInt(shape.ramBytes),
-  });
-  p.ioctl(container, VFIO_IOMMU_MAP_DMA, map);
+  mapDma(p, container, { vaddr: ram, iova: 0n, size: BigInt(shape.ramBytes), flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE });
   // Memory decoding and bus mastering on, and an MSI trigger, as the guest driver and the VMM set them up.
   const cfg = (7n << REGION_SHIFT) + 4n;
   const cmd = p.pread(device, 2, cfg);
   cmd[0] = (cmd[0] ?? 0) | 0x06;
   p.pwrite(device, cmd, cfg);
   const msi = p.eventfd(0, 0x800);
-  const set = new Uint8Array(vfioIrqSet.size + 4);
-  vfioIrqSet.write(set, { argsz: set.length, flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index: VFIO_PCI_MSI_IRQ_INDEX, start: 0, count: 1 });
-  new DataView(set.buffer).setInt32(vfioIrqSet.size, msi, true);
-  p.ioctl(device, VFIO_DEVICE_SET_IRQS, set);
+  setIrqEventfds(p, device, VFIO_PCI_MSI_IRQ_INDEX, 0, [msi]);
   return {
     platform,
     fn,

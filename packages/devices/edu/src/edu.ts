@@ -31,6 +31,7 @@ import {
   PCI_REVISION_ID,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
+  PCI_STATUS_ERROR_BITS as PCI_STATUS_W1C,
   PCI_STATUS_INTERRUPT,
   PCI_STATUS_REC_MASTER_ABORT,
   PCI_SUBSYSTEM_ID,
@@ -40,7 +41,6 @@ import {
 } from '@vfio-ts/uapi';
 import { ConfigSpace } from './config-space.js';
 import type { ConfigAccessSize } from './config-space.js';
-import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   EDU_BAR0_SIZE,
   EDU_DEFAULT_DMA_MASK,

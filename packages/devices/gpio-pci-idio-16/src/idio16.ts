@@ -24,6 +24,7 @@ import {
   PCI_STATUS,
   PCI_STATUS_DEVSEL_MEDIUM,
   PCI_STATUS_FAST_BACK,
+  PCI_STATUS_ERROR_BITS as PCI_STATUS_W1C,
   PCI_STATUS_INTERRUPT,
   PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID,
@@ -32,7 +33,6 @@ import {
 } from '@vfio-ts/uapi';
 import { ConfigSpace } from './config-space.js';
 import type { ConfigAccessSize } from './config-space.js';
-import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   IDIO16_BAR,
   IDIO16_BRIDGE_BAR_SIZE,

@@ -60,6 +60,7 @@ import {
   PCI_PM_PMC,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
+  PCI_STATUS_ERROR_BITS as PCI_STATUS_W1C,
   PCI_STATUS_INTERRUPT,
   PCI_STATUS_REC_MASTER_ABORT,
   PCI_SUBSYSTEM_ID,
@@ -71,7 +72,6 @@ import { SparseMemory } from './bar-memory.js';
 import { ConfigSpace } from './config-space.js';
 import type { ConfigAccessSize } from './config-space.js';
 import { crc32Le } from './crc32.js';
-import { PCI_STATUS_W1C } from './pci-regs.js';
 import {
   EPF_TEST_CAP_OFFSET,
   EPF_TEST_COMMAND,

@@ -7,6 +7,8 @@
  */
 export { EduVfioDriver, EduDriverError, eduFactorial, runEduDemo } from './driver.js';
 export type { EduDemoOptions, EduDemoResult, EduDriverOptions, EduStep, EduStepId } from './driver.js';
-export type { EduDriverProcess, EduMmapOptions, EduPollFd } from './process.js';
-export { deviceInfo, disableIrqIndex, groupStatusFlags, irqInfo, regionInfo, setIrqEventfds, type1Info } from './vfio.js';
-export type { Type1InfoView, VfioCapView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from './vfio.js';
+// The process interface and the typed VFIO calls are @vfio-ts/uapi's (one copy for every user-space driver);
+// re-exported under this package's names so existing imports keep working.
+export type { VfioDriverProcess as EduDriverProcess, VfioMmapOptions as EduMmapOptions, VfioPollFd as EduPollFd } from '@vfio-ts/uapi';
+export { deviceInfo, disableIrqIndex, groupStatusFlags, irqInfo, regionInfo, setIrqEventfds, type1Info } from '@vfio-ts/uapi';
+export type { Type1InfoView, VfioCapView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from '@vfio-ts/uapi';

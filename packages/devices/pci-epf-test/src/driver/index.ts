@@ -21,6 +21,8 @@ export type {
 } from './driver.js';
 export { runEpfTestSuite } from './suite.js';
 export type { EpfTestSuiteOptions, EpfTestSuiteResult } from './suite.js';
-export type { EpfTestDriverProcess, EpfTestMmapOptions, EpfTestPollFd } from './process.js';
-export { deviceInfo, disableIrqIndex, groupStatusFlags, irqInfo, regionInfo, setIrqEventfds, type1Info, unmaskIrq } from './vfio.js';
-export type { Type1InfoView, VfioCapView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from './vfio.js';
+// The process interface and the typed VFIO calls are @vfio-ts/uapi's (one copy for every user-space driver);
+// re-exported under this package's names so existing imports keep working.
+export type { VfioDriverProcess as EpfTestDriverProcess, VfioMmapOptions as EpfTestMmapOptions, VfioPollFd as EpfTestPollFd } from '@vfio-ts/uapi';
+export { deviceInfo, disableIrqIndex, groupStatusFlags, irqInfo, regionInfo, setIrqEventfds, type1Info, unmaskIrq } from '@vfio-ts/uapi';
+export type { Type1InfoView, VfioCapView, VfioDeviceInfoView, VfioIrqInfoView, VfioRegionInfoView } from '@vfio-ts/uapi';

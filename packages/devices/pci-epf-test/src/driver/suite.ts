@@ -3,9 +3,7 @@
  * interrupt test (INTx once, every MSI and MSI-X vector) and READ / WRITE / COPY at several sizes and buffer
  * placements, the completions delivered through eventfds.
  */
-import {
-  SysError,
-} from '@vfio-ts/uapi';
+import { SysError } from '@vfio-ts/uapi';
 import type {
   Type1InfoView,
   VfioDeviceInfoView,
