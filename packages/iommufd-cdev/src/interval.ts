@@ -121,14 +121,15 @@ export class IntervalTree<T extends Interval> {
   /** Inserts an interval; the caller guarantees it overlaps none already inside. */
   insert(item: T): void {
     const key = item.start;
-    let parent = this.#root;
-    if (!parent) {
+    const root = this.#root;
+    if (!root) {
       this.#root = new Node(item, this.#random(), undefined);
       this.#count++;
       return;
     }
+    let parent: Node<T> = root;
     for (;;) {
-      const next = key < parent.item.start ? parent.left : parent.right;
+      const next: Node<T> | undefined = key < parent.item.start ? parent.left : parent.right;
       if (!next) break;
       parent = next;
     }

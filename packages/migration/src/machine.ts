@@ -201,7 +201,7 @@ export class MigrationStateMachine implements MigrationFeatureOps {
       const toSaving = isSavingState(to);
       if (toSaving && !fromSaving) {
         if (!source) throw new SysError('EINVAL', `driver returned no saving source for ${migStateName(from)} → ${migStateName(to)}`);
-        this.saving = new SavingSession(source, to, this.options);
+        this.saving = new SavingSession(source, to, this.options, () => this.current);
         return this.saving;
       }
       source?.release?.();

@@ -98,11 +98,15 @@ export class SavingSession {
   private closed = false;
   private readonly listeners = new Set<Listener>();
 
-  /** Starts a session in the saving state `state` (PRE_COPY, PRE_COPY_P2P or STOP_COPY). */
+  /**
+   * Starts a session in the saving state `state` (PRE_COPY, PRE_COPY_P2P or STOP_COPY). `deviceState`, when given,
+   * reads the device's current state after the session ended (for PRECOPY_INFO's error order).
+   */
   constructor(
     private readonly source: SavingSource,
     state: MigState,
     options: SessionOptions,
+    private readonly deviceState?: () => MigState,
   ) {
     if (!isSavingState(state)) throw new SysError('EINVAL', `state ${state} is not a saving state`);
     this.maxRecord = recordLimit(options);
@@ -199,8 +203,11 @@ export class SavingSession {
    * EINVAL outside PRE_COPY states (§1.4, §5).
    */
   precopyInfo(): PrecopyInfo {
+    // Linux drivers (mlx5vf, hisi_acc) check the device's state before the file's: EINVAL while the device is
+    // outside PRE_COPY, ENODEV only for a stale file of a device that is in PRE_COPY again.
+    const state = this.ended ? this.deviceState?.() : this.current;
+    if (state !== undefined && !isPreCopyState(state)) throw new SysError('EINVAL', 'VFIO_MIG_GET_PRECOPY_INFO outside PRE_COPY states');
     if (this.ended) throw new SysError('ENODEV', 'migration session has ended');
-    if (!isPreCopyState(this.current)) throw new SysError('EINVAL', 'VFIO_MIG_GET_PRECOPY_INFO outside PRE_COPY states');
     return {
       initialBytes: this.queuedInitial + this.framed(nonNegative(this.source.initialBytes?.())),
       dirtyBytes: this.queuedDirty + this.framed(nonNegative(this.source.dirtyBytes?.())),

@@ -7,6 +7,9 @@
  */
 import { EFD_NONBLOCK, PROT_READ, PROT_WRITE } from '@vfio-ts/platform';
 import {
+  PCI_COMMAND,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
   POLLIN,
   SysError,
   VFIO_CHECK_EXTENSION,
@@ -61,10 +64,6 @@ import {
   EDU_STATUS,
 } from '../regs.js';
 
-/** PCI_COMMAND and its bits (include/uapi/linux/pci_regs.h). */
-const PCI_COMMAND = 0x04;
-const PCI_COMMAND_MEMORY = 0x2;
-const PCI_COMMAND_MASTER = 0x4;
 const PAGE = 4096n;
 
 /** The steps of the driver, in the order {@link runEduDemo} takes them. */
