@@ -26,10 +26,19 @@ export interface VfioDeviceOps<T = unknown> extends VfioIommufdOps<VfioDevice<T>
    * async (then the set lock is held until it settles). Throw to refuse the open; nothing stays changed.
    */
   openDevice?(device: VfioDevice<T>): void | Promise<void>;
-  /** Last close (1 → 0), under the device-set lock, before the IOMMU is released: stop DMA, free interrupts. */
+  /**
+   * Last close (1 → 0), under the device-set lock, before the IOMMU is released: stop DMA, free interrupts. DMA
+   * must be stopped when it returns: the core releases the IOMMU right after it (close(2) is synchronous in Linux).
+   * May return a Promise for deferred cleanup; the set lock stays held until it settles.
+   */
   closeDevice?(device: VfioDevice<T>): void | Promise<void>;
   /** read(2)/pread(2) on the device fd at `offset` (regions live at `index << 40` for vfio-pci). */
   read?(device: VfioDevice<T>, length: number, offset: bigint, call: SyscallContext): Uint8Array;
+  /**
+   * pread(2) into the caller's buffer (`Process.preadInto`): fill `buf` from `offset` and return the bytes read,
+   * with the same errno rules as `read`. Optional: without it the core calls `read` and copies.
+   */
+  readInto?(device: VfioDevice<T>, buf: Uint8Array, offset: bigint, call: SyscallContext): number;
   /** write(2)/pwrite(2) on the device fd; returns bytes written. */
   write?(device: VfioDevice<T>, data: Uint8Array, offset: bigint, call: SyscallContext): number;
   /**

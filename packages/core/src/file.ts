@@ -72,6 +72,11 @@ export interface FileOps {
   ioctlAsync?(request: number, arg: IoctlArg, call: SyscallContext): Promise<number>;
   /** read(2) at the file position `pos`; the caller advances the position by the returned length. */
   read?(length: number, pos: bigint, call: SyscallContext, file: OpenFile): Uint8Array;
+  /**
+   * pread(2) into the caller's buffer: fills `buf` from `pos` (up to `buf.length` bytes) and returns the count,
+   * without allocating where the file can. Optional: `Process.preadInto` falls back to `read` and a copy.
+   */
+  readInto?(buf: Uint8Array, pos: bigint, call: SyscallContext, file: OpenFile): number;
   /** write(2) at `pos`; returns bytes written. */
   write?(data: Uint8Array, pos: bigint, call: SyscallContext, file: OpenFile): number;
   /** Writes that must wait (a sysfs unbind); when present, `writeAsync` is preferred by `Process.writeAsync`. */

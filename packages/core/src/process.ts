@@ -318,6 +318,29 @@ export class Process implements Task, Credentials {
     return f.ops.read(length, offset, this.#call, f);
   }
 
+  /**
+   * pread(2) into a caller-supplied buffer, as the C call fills `buf`: reads up to `buf.length` bytes at `offset`
+   * and returns how many it read. Same errno as {@link pread}; a file with a `readInto` op fills `buf` without
+   * allocating (vfio-pci's small aligned region accesses), others are read and copied. An extension of the
+   * DESIGN system-call surface (JavaScript has no caller-owned `void *`).
+   */
+  preadInto(fd: number, buf: Uint8Array, offset: bigint): number {
+    const f = this.#file(fd);
+    if (!f.readable) throw new SysError('EBADF', `fd ${fd} is not open for reading`);
+    if (f.ops.seekable !== true) throw new SysError('ESPIPE', `fd ${fd} is not seekable`);
+    if (offset < 0n) throw new SysError('EINVAL', 'negative offset');
+    const ops = f.ops;
+    if (!ops.read && !ops.readInto) throw new SysError('EINVAL', `fd ${fd} cannot be read`);
+    // vfs_read checks the buffer (access_ok) after the file's mode.
+    if (!(buf instanceof Uint8Array)) throw new SysError('EFAULT', 'buffer is not a Uint8Array');
+    if (ops.readInto) return ops.readInto(buf, offset, this.#call, f);
+    if (!ops.read) throw new SysError('EINVAL', `fd ${fd} cannot be read`);
+    const out = ops.read(buf.length, offset, this.#call, f);
+    const n = Math.min(out.length, buf.length);
+    buf.set(n === out.length ? out : out.subarray(0, n));
+    return n;
+  }
+
   /** pwrite(2). */
   pwrite(fd: number, data: Uint8Array, offset: bigint): number {
     const f = this.#file(fd);

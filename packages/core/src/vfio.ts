@@ -13,6 +13,7 @@ import {
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_DEVICE_DETACH_PASID,
   VFIO_DEVICE_FEATURE,
+  VFIO_GROUP_FLAGS_VIABLE,
   VFIO_NOIOMMU_IOMMU,
   isSysError,
 } from '@vfio-ts/uapi';
@@ -252,7 +253,11 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
   #removeGroup(group: Group): void {
     if (this.groups.get(group.id) === group) this.groups.delete(group.id);
     if (group.container) group.container.detachGroup(group);
+    const ig = group.iommuGroup;
     group.iommuGroup = undefined;
+    // vfio_device_remove_group: the software group of an emulated or no-IOMMU device goes with its last device
+    // (iommu_group_remove_device + iommu_group_put), so /sys/kernel/iommu_groups/N disappears and N is free again.
+    if (ig && group.type !== 'iommu') this.env.platform.releaseSoftGroup?.(ig);
   }
 
   /* ---------------------------------------------------------------- device life cycle (§2.7) */
@@ -635,24 +640,14 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
     const close = (): unknown => {
       device.openCount--;
       if (device.openCount > 0) return undefined;
-      let r: unknown;
-      try {
-        r = device.ops.closeDevice?.(device);
-      } catch (e) {
-        this.log(`vfio: ${device.name}: close_device failed: ${String(e)}`);
-      }
-      const finish = (): void => {
-        this.#unwindFirstOpen(state);
-        if (state.cdev) this.#cdevUnbound(state);
-      };
-      if (isPromise(r)) {
-        return r.then(finish, (e: unknown) => {
-          this.log(`vfio: ${device.name}: close_device failed: ${String(e)}`);
-          finish();
-        });
-      }
-      finish();
-      return undefined;
+      const r = this.#callCloseDevice(device);
+      // Linux's release is synchronous (vfio_df_close): close_device, the IOMMU "unuse" (container_users--, backend
+      // unregister, iommufd unbind) and the group reference are all done when close(2) returns, so an immediate
+      // UNSET_CONTAINER succeeds. DMA is stopped by the time close_device returns; only the driver's deferred
+      // cleanup (vfio-pci's virqfd flush) may still run, and the caller keeps the set lock until it settles.
+      this.#unwindFirstOpen(state);
+      if (state.cdev) this.#cdevUnbound(state);
+      return r;
     };
     if (!state.granted) {
       // open_device is still running and holds the set lock: close once it settled.
@@ -1181,7 +1176,9 @@ export class VfioCore implements ContainerHost, GroupHost, DeviceCoreHooks {
         id: g.id,
         node: `/dev/vfio/${g.nodeName}`,
         type: g.type,
-        viable: this.groupViable(g),
+        // What VFIO_GROUP_GET_STATUS reports as VIABLE: also set while a container or iommufd is attached, although
+        // the attach claimed the group's DMA ownership (group.c vfio_group_ioctl_get_status).
+        viable: g.iommuGroup !== undefined && (g.statusFlags(this) & VFIO_GROUP_FLAGS_VIABLE) !== 0,
         open: g.openedFile !== undefined,
         container: g.container?.id ?? null,
         iommufd: g.iommufd !== undefined,
@@ -1259,6 +1256,17 @@ export class DeviceFile implements FileOps {
     const device = this.#check();
     if (!device.ops.read) throw new SysError('EINVAL', `driver of ${device.name} has no read op`);
     return device.ops.read(device, length, pos, call);
+  }
+
+  /** pread into the caller's buffer: the driver's `readInto` when it has one, else its `read` and a copy. */
+  readInto(buf: Uint8Array, pos: bigint, call: SyscallContext): number {
+    const device = this.#check();
+    if (device.ops.readInto) return device.ops.readInto(device, buf, pos, call);
+    if (!device.ops.read) throw new SysError('EINVAL', `driver of ${device.name} has no read op`);
+    const out = device.ops.read(device, buf.length, pos, call);
+    const n = Math.min(out.length, buf.length);
+    buf.set(n === out.length ? out : out.subarray(0, n));
+    return n;
   }
 
   write(data: Uint8Array, pos: bigint, call: SyscallContext): number {

@@ -189,6 +189,8 @@ export interface TestDeviceData {
   openDelay?: number | undefined;
   /** Faults on zapped mappings fail while set (memory decoding off). */
   memoryOff?: boolean;
+  /** Delay (host ms) of the deferred part of an async closeDevice; undefined = synchronous. */
+  closeDelay?: number | undefined;
   /** Fail the next openDevice with this errno. */
   failOpen?: 'EIO' | undefined;
   readonly trace: string[];
@@ -240,6 +242,11 @@ export function testDriver(options: TestDriverOptions = {}): {
     closeDevice(d) {
       d.data.closes++;
       trace.push(`close ${d.name}`);
+      const delay = d.data.closeDelay;
+      if (delay === undefined) return undefined;
+      return api!.platform.clock.sleep(delay).then(() => {
+        trace.push(`closed ${d.name}`);
+      });
     },
     read(d, length, offset) {
       const out = new Uint8Array(length);

@@ -285,6 +285,67 @@ describe('type1 container fd: bad input through the system-call surface', () => 
     rejects(() => p.ioctl(c, VFIO_IOMMU_GET_INFO, vfioIommuType1Info.encode({ argsz: 16 })), 'EINVAL');
     expect(s.snapshot()).toBe(before);
   });
+
+  it('structured fuzz: MAP/UNMAP/DIRTY_PAGES with boundary values; every refused call leaves the host as it was', () => {
+    const top = 1n << 64n;
+    const iovas = [0n, 0x100000n, 0x10f000n, 0x110000n, 0x200000n, 0x400000n, 0xfee00000n, 1n << 48n, top - P, top - 1n, 0x100800n];
+    const sizes = [0n, 1n, P, 2n * P, 0x10000n, 0x20000n, top - P, 1n << 63n, P + 1n];
+    const flagsArb = fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 5, 7, 8), fc.integer({ min: 0, max: 0xffffffff }));
+    const op = fc.record({
+      kind: fc.constantFrom('map' as const, 'unmap' as const, 'dirty' as const, 'bitmap' as const),
+      iova: fc.constantFrom(...iovas),
+      size: fc.constantFrom(...sizes),
+      vaddr: fc.nat(5),
+      flags: flagsArb,
+      argsz: fc.constantFrom(0, 8, 23, 24, 31, 32, 40, 47, 48, 0xffffffff),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 20 }), (ops) => {
+        const s = setup(0x18000n);
+        const { p, c } = s;
+        const holey = p.mmap({ length: 3n * P });
+        p.munmap(holey + P, P);
+        const vaddrs = [s.va, s.va + 0x10000n, holey, 0n, top - P, 0x7000_0000_0000n];
+        for (const o of ops) {
+          let arg: Uint8Array;
+          let req: number;
+          if (o.kind === 'map') {
+            req = VFIO_IOMMU_MAP_DMA;
+            arg = map(o.iova, vaddrs[o.vaddr]!, o.size, o.flags & 0xf, o.argsz);
+          } else if (o.kind === 'unmap') {
+            req = VFIO_IOMMU_UNMAP_DMA;
+            // Unmapping everything is legal; keep one of the two ranges out of reach so the check has work.
+            if ((o.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0 || (o.iova <= 0x100000n && o.iova + o.size > 0x100000n)) continue;
+            arg = unmap(o.iova, o.size, o.flags & 0x7, Math.min(o.argsz, 48));
+            if (arg.length < 48) {
+              const big = new Uint8Array(48);
+              big.set(arg);
+              arg = big;
+            }
+          } else if (o.kind === 'dirty') {
+            req = VFIO_IOMMU_DIRTY_PAGES;
+            arg = vfioIommuType1DirtyBitmap.encode({ argsz: o.argsz, flags: o.flags & 0xf });
+          } else {
+            req = VFIO_IOMMU_DIRTY_PAGES;
+            arg = getBitmap(o.iova, o.size, o.vaddr === 0 ? P : 2n * P, BigInt(o.argsz & 0xff), s.scratch, o.argsz);
+          }
+          const before = s.snapshot();
+          try {
+            p.ioctl(c, req, arg);
+          } catch (e) {
+            if (!(e instanceof SysError)) throw e;
+            expect(s.snapshot(), `${o.kind} refused with ${e.errno} but changed the host`).toBe(before);
+          }
+        }
+        const containers = s.host.describe().containers as { iommu: { mappings: number; lockedPages: number } }[];
+        const { mappings, lockedPages } = containers[0]!.iommu;
+        expect(mappings).toBeGreaterThanOrEqual(1);
+        // Locked pages are what the mappings pin: never more than the limit (0x18000 = 24 pages).
+        expect(lockedPages).toBeLessThanOrEqual(24);
+      }),
+      { numRuns: 150 },
+    );
+  });
 });
 
 describe('type1 ioctl fuzz', () => {
@@ -310,10 +371,13 @@ describe('type1 ioctl fuzz', () => {
               new DataView(arg.buffer).setUint32(0, arg.length, true);
             }
             if (req === VFIO_IOMMU_UNMAP_DMA || (req === VFIO_GROUP_SET_CONTAINER) || n === 5) continue;
+            const before = s.snapshot();
             try {
               p.ioctl(targets[t]!, req | 0, arg);
             } catch (e) {
               if (!(e instanceof SysError)) throw e;
+              // A refused call changes nothing.
+              expect(s.snapshot()).toBe(before);
             }
           }
           const containers = s.host.describe().containers as { iommu: { mappings: number } | null }[];

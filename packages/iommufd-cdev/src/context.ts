@@ -59,7 +59,7 @@ import {
 } from '@vfio-ts/uapi';
 import type { StructCodec, StructOf } from '@vfio-ts/uapi';
 import { vfioCompatIoctl } from './compat.js';
-import { U64_MAX, areaFirstIndex, protFromFlags } from './ioas.js';
+import { U64_MAX, U64_MAX_LESS_PAGE, areaFirstIndex, protFromFlags } from './ioas.js';
 import type { Area, IoPagetable } from './ioas.js';
 import { IntervalTree } from './interval.js';
 import type { Interval } from './interval.js';
@@ -425,7 +425,7 @@ export class IommufdContext {
 
   /** iopt_map_user_pages: a new pages object over the user range, mapped as one area. */
   mapUser(iopt: IoPagetable, task: Task, uptr: bigint, length: bigint, iova: bigint | undefined, prot: number): bigint {
-    if (length === 0n || length > U64_MAX - PAGE_SIZE_N) throw new SysError('EINVAL', 'bad length');
+    if (length === 0n || length > U64_MAX_LESS_PAGE) throw new SysError('EINVAL', 'bad length');
     if (uptr + length > U64_MAX) throw new SysError('EOVERFLOW', 'user range overflows');
     const pages = new IoPages(task.mm, task, uptr, length, (prot & IOMMU_WRITE) !== 0, this.#accountModeFor(task), this.env.userLocked);
     return iopt.mapPages([{ pages, startByte: uptr - pages.base, length }], length, iova, prot);

@@ -248,15 +248,27 @@ export class IntervalTree<T extends Interval> {
 
   /** All intervals in order. */
   toArray(): T[] {
+    // In-order walk over the parent links: O(n) for the whole table, no stack, no per-step descent.
     const out: T[] = [];
-    const walk = (n: Node<T> | undefined): void => {
-      if (!n) return;
-      walk(n.left);
+    let n = this.#root;
+    if (!n) return out;
+    while (n.left) n = n.left;
+    for (;;) {
       out.push(n.item);
-      walk(n.right);
-    };
-    walk(this.#root);
-    return out;
+      if (n.right) {
+        n = n.right;
+        while (n.left) n = n.left;
+        continue;
+      }
+      let child: Node<T> = n;
+      let up: Node<T> | undefined = n.parent;
+      while (up && up.right === child) {
+        child = up;
+        up = up.parent;
+      }
+      if (!up) return out;
+      n = up;
+    }
   }
 }
 

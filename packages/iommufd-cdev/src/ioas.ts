@@ -13,6 +13,10 @@ import type { IoPages } from './pages.js';
 /** ULONG_MAX on LP64. */
 export const U64_MAX = (1n << 64n) - 1n;
 
+/** The highest IOVA span end the allocator and IOAS_MAP accept (ULONG_MAX - PAGE_SIZE), computed once. */
+export const U64_MAX_LESS_PAGE = U64_MAX - PAGE_SIZE_N;
+const U64_HALF = U64_MAX / 2n;
+
 /** One mapping of an IOAS: `[start, last]` → bytes `startByte..` of `pages`. */
 export interface Area extends Interval {
   readonly pages: IoPages;
@@ -71,6 +75,14 @@ function lowestBit(n: bigint): bigint {
 
 function alignUp(v: bigint, a: bigint): bigint {
   return ((v + a - 1n) / a) * a;
+}
+
+/** Where `length` bytes fit in `[start, last]` at `align` keeping the sub-page `pageOffset`, if they do. */
+function fitIn(start: bigint, last: bigint, length: bigint, align: bigint, pageOffset: bigint): bigint | undefined {
+  if (last - start < length - 1n) return undefined;
+  const s = alignUp(start, align) | pageOffset;
+  if (s > last || last - s < length - 1n) return undefined;
+  return s;
 }
 
 /** First page index of an area inside its pages object. */
@@ -144,34 +156,36 @@ export class IoPagetable {
    */
   allocIova(uptr: bigint, length: bigint): bigint {
     const pageOffset = uptr % PAGE_SIZE_N;
-    if (length === 0n || length >= U64_MAX / 2n) throw new SysError('EOVERFLOW', 'length too large to align');
+    if (length === 0n || length >= U64_HALF) throw new SysError('EOVERFLOW', 'length too large to align');
     let align = pow2Ceil(length);
     if (uptr !== 0n) {
       const ua = lowestBit(uptr);
       if (ua < align) align = ua;
     }
     if (align < this.iovaAlignment) throw new SysError('EINVAL', 'user address below the IOVA alignment');
-    const spans =
-      this.#allowed.length === 0
-        ? [{ start: PAGE_SIZE_N, last: U64_MAX - PAGE_SIZE_N }]
-        : this.#allowed.filter((a) => a.last >= PAGE_SIZE_N && a.start <= U64_MAX - PAGE_SIZE_N).map((a) => ({
-            start: a.start < PAGE_SIZE_N ? PAGE_SIZE_N : a.start,
-            last: a.last > U64_MAX - PAGE_SIZE_N ? U64_MAX - PAGE_SIZE_N : a.last,
-          }));
-    const fits = (h: Interval): bigint | undefined => {
-      if (h.last - h.start < length - 1n) return undefined;
-      const s = alignUp(h.start, align) | pageOffset;
-      if (s > h.last || h.last - s < length - 1n) return undefined;
-      return s;
-    };
-    for (const span of spans) {
-      if (fits(span) === undefined) continue;
-      for (const hole of this.#holesOfUsed(span.start, span.last, length)) {
-        const s = fits(hole);
+    const lo = PAGE_SIZE_N;
+    const hi = U64_MAX_LESS_PAGE;
+    if (this.#allowed.length === 0) {
+      const s = this.#allocIn(lo, hi, length, align, pageOffset);
+      if (s !== undefined) return s;
+    } else {
+      for (const a of this.#allowed) {
+        if (a.last < lo || a.start > hi) continue;
+        const s = this.#allocIn(a.start < lo ? lo : a.start, a.last > hi ? hi : a.last, length, align, pageOffset);
         if (s !== undefined) return s;
       }
     }
     throw new SysError('ENOSPC', 'no free IOVA range fits');
+  }
+
+  /** The lowest fitting IOVA of the span `[lo, hi]`, if any. */
+  #allocIn(lo: bigint, hi: bigint, length: bigint, align: bigint, pageOffset: bigint): bigint | undefined {
+    if (fitIn(lo, hi, length, align, pageOffset) === undefined) return undefined;
+    for (const hole of this.#holesOfUsed(lo, hi, length)) {
+      const s = fitIn(hole.start, hole.last, length, align, pageOffset);
+      if (s !== undefined) return s;
+    }
+    return undefined;
   }
 
   /**
@@ -391,7 +405,7 @@ export class IoPagetable {
   }
 
   #checkAlignment(align: bigint): void {
-    for (const a of this.areas.overlapping(0n, U64_MAX)) {
+    for (const a of this.areas.toArray()) {
       if (a.start % align !== 0n || (a.last - a.start + 1n) % align !== 0n || (a.startByte % PAGE_SIZE_N) % align !== 0n) {
         throw new SysError('EADDRINUSE', 'an existing area does not fit the new alignment');
       }
@@ -428,7 +442,7 @@ export class IoPagetable {
     const first = this.domains.length === 0;
     const done: Area[] = [];
     try {
-      for (const a of this.areas.overlapping(0n, U64_MAX)) {
+      for (const a of this.areas.toArray()) {
         if (first) a.pages.pin(a.firstIndex, a.lastIndex);
         try {
           this.#mapIntoDomain(a, d);
@@ -456,7 +470,7 @@ export class IoPagetable {
     if (i < 0) return;
     this.domains.splice(i, 1);
     const last = this.domains.length === 0;
-    for (const a of this.areas.overlapping(0n, U64_MAX)) {
+    for (const a of this.areas.toArray()) {
       d.unmap(a.start, a.last - a.start + 1n);
       if (last) a.pages.unpin(a.firstIndex, a.lastIndex);
     }
@@ -531,7 +545,7 @@ export class IoPagetable {
   /** Bytes mapped by all areas. */
   mappedBytes(): bigint {
     let n = 0n;
-    for (const a of this.areas.overlapping(0n, U64_MAX)) n += a.last - a.start + 1n;
+    for (const a of this.areas.toArray()) n += a.last - a.start + 1n;
     return n;
   }
 }

@@ -120,27 +120,43 @@ export class IoPages {
       throw e;
     }
     // 2. Insert the fresh segments, split at the range ends, then count one more user everywhere.
-    if (fresh.length > 0) {
-      // Both lists are sorted and disjoint: merge them in one pass.
-      const old = this.#segs.splice(0);
-      let i = 0;
-      let j = 0;
-      while (i < old.length || j < fresh.length) {
-        const a = old[i];
-        const b = fresh[j];
-        if (b === undefined || (a !== undefined && a.first < b.first)) {
-          this.#segs.push(a!);
-          i++;
-        } else {
-          this.#segs.push(b);
-          j++;
-        }
-      }
-    }
+    if (fresh.length > 0) this.#insertFresh(first, last, fresh);
     this.#pinned += added;
     this.#splitAt(first);
     this.#splitAt(last + 1);
     for (let i = this.#lowerBound(first); i < this.#segs.length && this.#segs[i]!.first <= last; i++) this.#segs[i]!.users++;
+  }
+
+  /**
+   * Merges `fresh` (sorted, all inside `[first, last]`, clear of every segment) into the segment list. Only the
+   * stretch of segments touching `[first, last]` is merged; the rest only slides to make room, so pinning a few
+   * pages costs the same however many segments the object holds elsewhere.
+   */
+  #insertFresh(first: number, last: number, fresh: readonly Segment[]): void {
+    const segs = this.#segs;
+    const from = this.#lowerBound(first);
+    let to = from;
+    while (to < segs.length && segs[to]!.first <= last) to++;
+    const merged: Segment[] = [];
+    let i = from;
+    let j = 0;
+    while (i < to || j < fresh.length) {
+      const a = i < to ? segs[i] : undefined;
+      const b = fresh[j];
+      if (b === undefined || (a !== undefined && a.first < b.first)) {
+        merged.push(a!);
+        i++;
+      } else {
+        merged.push(b);
+        j++;
+      }
+    }
+    // Make room after the stretch (push keeps the array packed), slide the tail, then write the merged stretch.
+    const grow = merged.length - (to - from);
+    const oldLength = segs.length;
+    for (let k = 0; k < grow; k++) segs.push(merged[0]!);
+    segs.copyWithin(to + grow, to, oldLength);
+    for (let k = 0; k < merged.length; k++) segs[from + k] = merged[k]!;
   }
 
   /**

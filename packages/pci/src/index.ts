@@ -33,6 +33,7 @@ export {
   vfioPciCoreIoctl,
   vfioPciCoreFeature,
   vfioPciCoreRead,
+  vfioPciCoreReadInto,
   vfioPciCoreWrite,
   vfioPciCoreRequest,
   vfioPciCoreAerErrDetected,

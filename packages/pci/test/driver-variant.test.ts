@@ -106,7 +106,7 @@ describe('vfio-pci variant drivers', () => {
     const core = createVfioPciCore('x');
     expect(core.name).toBe('x');
     expect(Object.keys(core).sort()).toEqual(
-      ['closeDevice', 'deviceFeature', 'ioctl', 'mmap', 'mmapFault', 'name', 'openDevice', 'pmRuntimeGet', 'pmRuntimePut', 'read', 'request', 'write'].sort(),
+      ['closeDevice', 'deviceFeature', 'ioctl', 'mmap', 'mmapFault', 'name', 'openDevice', 'pmRuntimeGet', 'pmRuntimePut', 'read', 'readInto', 'request', 'write'].sort(),
     );
   });
 });

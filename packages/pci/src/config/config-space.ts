@@ -239,6 +239,22 @@ export class VfioPciConfig {
   readBytes(offset: number, length: number): Uint8Array {
     this.#checkRange(offset, length);
     const out = new Uint8Array(length);
+    this.#readRange(offset, length, out);
+    return out;
+  }
+
+  /**
+   * {@link readBytes} into the first `length` bytes of `out` (default: all of it) without allocating: the CONFIG
+   * region's pread into a caller's buffer. Same EFAULT rule; `out` shorter than `length` is EFAULT too.
+   */
+  readInto(offset: number, out: Uint8Array, length: number = out.length): void {
+    this.#checkRange(offset, length);
+    if (length > out.length) throw sysError('EFAULT', `${length} bytes do not fit a ${out.length}-byte buffer`);
+    this.#readRange(offset, length, out);
+  }
+
+  /** Reads the checked range [offset, offset + length) into `out[0 .. length)`. */
+  #readRange(offset: number, length: number, out: Uint8Array): void {
     // One naturally aligned piece inside one capability (the usual register read): no splitting loop.
     if ((length === 4 ? (offset & 3) === 0 : length === 2 ? (offset & 1) === 0 : length === 1) && this.#runAt[offset]! >= length) {
       let value = this.#access(offset, length, undefined);
@@ -246,21 +262,20 @@ export class VfioPciConfig {
         out[i] = value & 0xff;
         value >>>= 8;
       }
-      return out;
+      return;
     }
     const end = offset + length;
     let pos = offset;
     while (pos < end) {
       const count = this.#chunk(pos, end - pos);
       let value = this.#access(pos, count, undefined);
-      // `out` holds exactly the range, so every byte index is in bounds.
+      // `out` holds at least the range, so every byte index is in bounds.
       for (let i = pos - offset, last = i + count; i < last; i++) {
         out[i] = value & 0xff;
         value >>>= 8;
       }
       pos += count;
     }
-    return out;
   }
 
   /** Writes `data` at `offset`, as a pwrite of the CONFIG region; returns the byte count. EFAULT out of range. */

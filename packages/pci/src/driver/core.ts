@@ -65,6 +65,7 @@ export type VfioPciCoreOps = Required<
     | 'openDevice'
     | 'closeDevice'
     | 'read'
+    | 'readInto'
     | 'write'
     | 'ioctl'
     | 'mmap'
@@ -455,6 +456,22 @@ export function vfioPciCoreRead(dev: VfioPciCoreDevice, length: number, offset: 
   }
 }
 
+/**
+ * pread(2) of the device fd into the caller's `buf` (`Process.preadInto`): the per-open fast path writes the value
+ * straight into `buf`; anything it does not take goes through {@link vfioPciCoreRead} and is copied.
+ */
+export function vfioPciCoreReadInto(dev: VfioPciCoreDevice, buf: Uint8Array, offset: bigint): number {
+  if (buf.length === 0) return 0;
+  const open = dev.open;
+  if (open !== undefined && pmActive(dev)) {
+    const n = open.io.readInto(buf, offset);
+    if (n !== undefined) return n;
+  }
+  const out = vfioPciCoreRead(dev, buf.length, offset);
+  buf.set(out);
+  return out.length;
+}
+
 /** write(2) of the device fd; returns bytes written. */
 export function vfioPciCoreWrite(dev: VfioPciCoreDevice, data: Uint8Array, offset: bigint): number {
   if (data.length === 0) return 0;
@@ -506,6 +523,7 @@ export function createVfioPciCore(name = 'vfio-pci'): VfioPciCoreOps {
     },
     closeDevice: (d: VfioDevice<VfioPciCoreDevice>) => vfioPciCoreDisable(d.data),
     read: (d: VfioDevice<VfioPciCoreDevice>, length: number, offset: bigint) => vfioPciCoreRead(d.data, length, offset),
+    readInto: (d: VfioDevice<VfioPciCoreDevice>, buf: Uint8Array, offset: bigint) => vfioPciCoreReadInto(d.data, buf, offset),
     write: (d: VfioDevice<VfioPciCoreDevice>, data: Uint8Array, offset: bigint) => vfioPciCoreWrite(d.data, data, offset),
     ioctl: (d: VfioDevice<VfioPciCoreDevice>, cmd: number, arg: IoctlArg, call: SyscallContext) =>
       vfioPciCoreIoctl(d.data, cmd, arg, call),

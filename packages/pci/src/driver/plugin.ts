@@ -280,6 +280,9 @@ export function registerVfioPciVariant(
   const spec = b;
   const core = createVfioPciCore(spec.name);
   const ops = spec.ops ? { ...spec.ops(core) } : core;
+  // A variant that overrides `read` but kept the core's `readInto` would have preadInto bypass its read: drop the
+  // inherited readInto, so the VFIO core falls back to the variant's read plus a copy.
+  if (ops.read !== core.read && ops.readInto === core.readInto) delete (ops as Partial<VfioPciCoreOps>).readInto;
   return registerDriver(
     api,
     { name: spec.name, ids: spec.ids ?? [], ops: { ...ops, name: ops.name ?? spec.name }, denylist: false, spec },

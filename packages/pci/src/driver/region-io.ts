@@ -136,6 +136,45 @@ export class VfioPciRegionIo {
     return out;
   }
 
+  /**
+   * pread into the caller's `buf` (non-empty) at fd `offset` when the allocation-free path applies: returns the
+   * count, else `undefined` (nothing happened, the caller takes the general path). Config reads of up to
+   * {@link FAST_MAX} bytes go straight into `buf`; BAR reads only for one naturally aligned 1/2/4/8-byte access
+   * inside the BAR and outside the MSI-X window (8 bytes as two dwords, like do_io_rw without ioread64).
+   */
+  readInto(buf: Uint8Array, offset: bigint): number | undefined {
+    const length = buf.length;
+    if (!(length > 0 && length <= FAST_MAX)) return undefined;
+    this.#off64[0] = offset;
+    const hi = this.#off32[1 - LO_HALF]!;
+    const index = hi >>> HI_SHIFT;
+    const posHi = hi & HI_POS_MASK;
+    const pos = posHi === 0 ? this.#off32[LO_HALF]! : posHi * 0x1_0000_0000 + this.#off32[LO_HALF]!;
+    if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
+      const cfg = this.#config;
+      if (pos + length > cfg.size) return undefined;
+      cfg.readInto(pos, buf, length);
+      return length;
+    }
+    if (index > VFIO_PCI_BAR5_REGION_INDEX || length > 8 || (length & (length - 1)) !== 0 || pos % length !== 0) {
+      return undefined;
+    }
+    const b = this.#bars[index];
+    if (b === undefined || pos + length > b.size || !b.readValue) return undefined;
+    if (b.mem && !this.#config.memoryEnabled) return undefined;
+    if (pos < b.xe && pos + length > b.xs) return undefined;
+    const fn = b.fn;
+    if (length === 8) {
+      // Two dwords (do_io_rw's pieces); decoding is checked again before the second, as barPieces does.
+      writeLE(buf, 0, fn.barReadValue!(b.bar, pos, 4), 4);
+      if (b.mem && !this.#config.memoryEnabled) throw new SysError('EIO', `memory decoding of ${b.bdf} is disabled`);
+      writeLE(buf, 4, fn.barReadValue!(b.bar, pos + 4, 4), 4);
+      return 8;
+    }
+    writeLE(buf, 0, fn.barReadValue!(b.bar, pos, length as 1 | 2 | 4), length);
+    return length;
+  }
+
   /** pwrite of `data` (non-empty) at fd `offset` when the fast path applies (returns the count), else `undefined`. */
   write(data: Uint8Array, offset: bigint): number | undefined {
     const length = data.length;
@@ -175,6 +214,14 @@ export class VfioPciRegionIo {
     }
     barPieces(b, this.#config, pos, count, data, true);
     return count;
+  }
+}
+
+/** Stores the low `size` bytes of `value` little-endian at `buf[at]`. */
+function writeLE(buf: Uint8Array, at: number, value: number, size: number): void {
+  for (let i = 0; i < size; i++) {
+    buf[at + i] = value & 0xff;
+    value >>>= 8;
   }
 }
 
