@@ -109,8 +109,8 @@ export const statusCommand: VfioCommand = {
       .map((dev) => ({ device: dev.bdf, intx: dev.interruptCounts.intx, msi: dev.interruptCounts.msi }));
     const lockedPages = d.processes.reduce((n, p) => n + p.lockedPages, 0);
     const mappings = containers.reduce((n, c) => n + (c.iommu?.mappings ?? 0), 0);
-    // core's `viable` answers "could a user claim it now?", which is false once a container holds the group's DMA
-    // ownership; for people a group in use is shown as such rather than as not viable.
+    // core's `viable` is GET_STATUS's VIABLE flag (also set while a container holds the group's DMA ownership); for
+    // people a group with a container is shown as in use.
     const data = {
       host: 'simulated (vfio-ts demo host)',
       activity: activity.note,
@@ -138,7 +138,7 @@ export const statusCommand: VfioCommand = {
       text(`VFIO status of the simulated demo host (not this machine)\n${activity.note}`),
       table(
         [{ header: 'group', align: 'right' }, 'node', 'type', 'viable', 'open', 'container', 'devices'],
-        groups.map((g) => [String(g.id), g.node, g.type, g.viable ? 'yes' : g.container !== null ? 'in use' : 'no', g.open ? 'yes' : 'no', g.container === null ? '-' : String(g.container), g.devices.join(' ')]),
+        groups.map((g) => [String(g.id), g.node, g.type, g.container !== null ? 'in use' : g.viable ? 'yes' : 'no', g.open ? 'yes' : 'no', g.container === null ? '-' : String(g.container), g.devices.join(' ')]),
         'IOMMU groups',
       ),
       table(
