@@ -190,11 +190,12 @@ export function defineStruct<const S extends Record<string, FieldSpec>>(
 }
 
 /**
- * Reads `argsz` (the first u32) from a user buffer and applies the kernel's rule: `argsz < minsz` (or a buffer
- * shorter than minsz) is `EINVAL`. Returns argsz.
+ * Reads `argsz` (the first u32) from a user buffer and applies the kernel's rules: a buffer shorter than minsz is
+ * `EFAULT` (the copy of the fixed part faults), `argsz < minsz` is `EINVAL`. Returns argsz.
  */
 export function checkArgsz(bytes: Uint8Array, minsz: number, what = 'argsz'): number {
-  if (bytes.length < 4 || bytes.length < minsz) throw new SysError('EINVAL', `${what}: buffer of ${bytes.length} bytes is shorter than minsz ${minsz}`);
+  // The kernel copy_from_user()s minsz bytes before it looks at argsz: user memory shorter than that faults.
+  if (bytes.length < 4 || bytes.length < minsz) throw new SysError('EFAULT', `${what}: buffer of ${bytes.length} bytes is shorter than minsz ${minsz}`);
   const argsz = view(bytes).getUint32(0, true);
   if (argsz < minsz) throw new SysError('EINVAL', `${what} ${argsz} is smaller than minsz ${minsz}`);
   return argsz;
