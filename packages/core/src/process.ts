@@ -106,6 +106,8 @@ export class Process implements Task, Credentials {
   #memlock: bigint | null;
   #memlockHard: bigint | null;
   readonly #files: Map<number, OpenFile>;
+  /** The same table indexed by fd (Linux's fdtable is an array): the hot lookup of every system call. */
+  readonly #byFd: (OpenFile | undefined)[] = [];
   readonly #fds: IdAllocator;
   readonly #cloexec = new Set<number>();
   readonly #mappings = new Set<Mapping>();
@@ -126,6 +128,7 @@ export class Process implements Task, Credentials {
     this.mm = init.mm;
     this.#files = init.files ?? new Map<number, OpenFile>();
     this.#fds = IdAllocator.withUsed(3, this.#files.keys());
+    for (const [fd, f] of this.#files) this.#byFd[fd] = f;
     this.#call = {
       task: this,
       eventfd: (fd: number): EventFdContext => {
@@ -191,7 +194,8 @@ export class Process implements Task, Credentials {
 
   #file(fd: number): OpenFile {
     this.#alive();
-    const f = Number.isInteger(fd) ? this.#files.get(fd) : undefined;
+    // A non-negative integer below 2^32 indexes the table; anything else is no fd.
+    const f = fd >>> 0 === fd ? this.#byFd[fd] : undefined;
     if (!f) throw new SysError('EBADF', `bad file descriptor ${fd}`);
     return f;
   }
@@ -199,6 +203,7 @@ export class Process implements Task, Credentials {
   #install(file: OpenFile): number {
     const fd = this.#fds.alloc();
     this.#files.set(fd, file);
+    this.#byFd[fd] = file;
     if ((file.flags & O_CLOEXEC) !== 0) this.#cloexec.add(fd);
     return fd;
   }
@@ -255,6 +260,7 @@ export class Process implements Task, Credentials {
   close(fd: number): void {
     const f = this.#file(fd);
     this.#files.delete(fd);
+    this.#byFd[fd] = undefined;
     this.#cloexec.delete(fd);
     this.#fds.free(fd);
     f.put();

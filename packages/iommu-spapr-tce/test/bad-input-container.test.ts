@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createHost } from '@vfio-ts/core';
 import type { HostPlugin, HostPluginApi, Process } from '@vfio-ts/core';
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
-import { pciFunctionFromConfig, simPlatform } from '@vfio-ts/sim';
+import { pciFunctionFromConfig, simPlatform, spaprTableGroupOf } from '@vfio-ts/sim';
 import {
   SysError,
   VFIO_DEVICE_GET_INFO,
@@ -147,6 +147,7 @@ function setup() {
   const platform = simPlatform({ iommu: 'spapr', devices: [{ bdf: BDF, fn: dev, driver: 'mini-vfio' }] });
   const host = createHost({ platform, plugins: [spaprTce(), miniVfio()] });
   const group = platform.pci.device(BDF)!.iommuGroup!;
+  const pe = spaprTableGroupOf(group)!;
   const p: Process = host.spawn({ uid: 0, capabilities: [], memlockLimit: 256n * MiB });
   const c = p.open('/dev/vfio/vfio');
   const g = p.open(`/dev/vfio/${group.id}`);
@@ -175,7 +176,7 @@ function setup() {
   // Only mapped IOVAs are probed: a DMA fault would freeze the PE (EEH) and change the state under test.
   const snapshot = (): string =>
     json({ h: host.describe(), fds: p.fds(), dma: [0n, 3n * P, win2].map(seen) });
-  return { host, p, c, g, d, va, win2, unregistered, devnull, ev, snapshot };
+  return { host, p, c, g, d, va, win2, unregistered, devnull, ev, pe, snapshot };
 }
 
 function runRows(snapshot: () => string, rows: readonly Row[]): void {
@@ -329,6 +330,59 @@ describe('sPAPR ioctl fuzz', () => {
         expect(vfioIommuSpaprTceInfo.decode(info).dma32_window_size).toBeGreaterThan(0);
       }),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe('sPAPR structured fuzz', () => {
+  it('MAP/UNMAP/REGISTER/UNREGISTER/CREATE/REMOVE with boundary values: a refused call changes nothing', () => {
+    const top = 1n << 64n;
+    const op = fc.record({
+      kind: fc.constantFrom('map' as const, 'unmap' as const, 'reg' as const, 'unreg' as const, 'create' as const, 'remove' as const),
+      iova: fc.constantFrom(0n, P, 3n * P, 4n * P, 0x7fff_f000n, 0x8000_0000n, 1n << 59n, (1n << 59n) + P, top - P),
+      size: fc.constantFrom(0n, 1n, P, 2n * P, 4n * P, MiB, 2n * MiB, top - P),
+      vaddr: fc.nat(4),
+      flags: fc.constantFrom(0, 1, 2, 3, 4, 0x80000000),
+      shift: fc.constantFrom(12, 16, 21, 13, 64),
+      levels: fc.constantFrom(0, 1, 2, 5, 6),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 15 }), (ops) => {
+        const s = setup();
+        const { p, c } = s;
+        const vaddrs = [s.va, s.va + 4n * P, s.unregistered, 0x7000_0000_0000n, top - P];
+        // The TCEs themselves: every used entry of every window with the user address behind it.
+        const tces = (): unknown =>
+          [0n, s.win2, 1n << 59n].map((start) => {
+            const t = s.pe.windowAt(start);
+            return t ? t.usedEntries(t.offset, t.size).map((i) => [i, String(t.getUserspaceEntry(i))]) : null;
+          });
+        const snap = (): string => json({ h: s.host.describe(), fds: p.fds(), tces: tces() });
+        expect((tces() as unknown[][])[0]).toHaveLength(4);
+        for (const o of ops) {
+          const va = vaddrs[o.vaddr]!;
+          const call = (): unknown => {
+            switch (o.kind) {
+              case 'map': return p.ioctl(c, VFIO_IOMMU_MAP_DMA, map(o.iova, va, o.size, o.flags & 7 || RW));
+              case 'unmap': return p.ioctl(c, VFIO_IOMMU_UNMAP_DMA, unmap(o.iova, o.size, o.flags === 1 ? 1 : 0));
+              case 'reg': return p.ioctl(c, VFIO_IOMMU_SPAPR_REGISTER_MEMORY, reg(va, o.size, o.flags === 1 ? 1 : 0));
+              case 'unreg': return p.ioctl(c, VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY, reg(va, o.size, o.flags === 1 ? 1 : 0));
+              case 'create': return p.ioctl(c, VFIO_IOMMU_SPAPR_TCE_CREATE, create(o.shift, o.size, o.levels, o.flags === 1 ? 1 : 0));
+              default: return p.ioctl(c, VFIO_IOMMU_SPAPR_TCE_REMOVE, remove(o.iova, o.flags === 1 ? 1 : 0));
+            }
+          };
+          const before = snap();
+          try {
+            call();
+          } catch (e) {
+            if (!(e instanceof SysError)) throw e;
+            expect(snap(), `${o.kind} refused with ${e.errno} but changed the host`).toBe(before);
+          }
+        }
+        const info = vfioIommuSpaprTceInfo.encode({ argsz: 32 });
+        expect(p.ioctl(c, VFIO_IOMMU_SPAPR_TCE_GET_INFO, info)).toBe(0);
+      }),
+      { numRuns: 120 },
     );
   });
 });

@@ -51,3 +51,4 @@ export type {
 } from './driver/device.js';
 export { setPowerState as vfioPciSetPowerState } from './driver/pm.js';
 export { devSetHotReset as vfioPciDevSetHotReset } from './driver/reset.js';
+export type { HotResetProof as VfioPciHotResetProof } from './driver/reset.js';

@@ -437,4 +437,37 @@ describe('vfio-pci device fd: bad input', () => {
       { numRuns: 80 },
     );
   });
+
+  it('INTx unmask through an eventfd (virqfd): bad fds refused, the unmask eventfd and the trigger kept', async () => {
+    const s = setup();
+    const { p, t } = s;
+    const T = VFIO_IRQ_SET_DATA_EVENTFD;
+    const trig = p.eventfd(0);
+    const unmaskFd = p.eventfd(0);
+    // B: INTx on an eventfd, with an unmask eventfd (a virqfd) already in place.
+    p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, irqSet(T | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, s32s(trig)));
+    p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, irqSet(T | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, s32s(unmaskFd)));
+    const state = (): string => bigintJson({ b: coreDevice(t, B).describe(), fds: p.fds() });
+    const intx = (JSON.parse(state()) as { b: { irqs: { intx: { eventfd: unknown; unmaskEventfd: unknown } } } }).b.irqs.intx;
+    expect(intx.eventfd).not.toBeNull();
+    expect(intx.unmaskEventfd).not.toBeNull();
+    const unmask = (fd: number, start = 0, count = 1): Uint8Array => irqSet(T | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, start, count, s32s(fd));
+    runRows({ snapshot: state }, [
+      // vfio_virqfd_enable: fdget fails → EBADF; not an eventfd → EINVAL.
+      ['UNMASK eventfd on /dev/null', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(s.devnull)), 'EINVAL'],
+      ['UNMASK eventfd on the group', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(s.gB)), 'EINVAL'],
+      ['UNMASK eventfd on fd 999', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(999)), 'EBADF'],
+      // INTx has one vector: start 1 or count 2 is out of range.
+      ['UNMASK start 1', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(unmaskFd, 1, 1)), 'EINVAL'],
+      ['UNMASK count 2', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, irqSet(T | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 2, s32s(unmaskFd, unmaskFd))), 'EINVAL'],
+      // A valid eventfd while an unmask virqfd exists: vfio_virqfd_enable finds the slot taken (EBUSY).
+      ['UNMASK eventfd over an existing one', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(trig)), 'EBUSY'],
+      ['TRIGGER on /dev/null while INTx is on', () => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, irqSet(T | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, s32s(s.devnull))), 'EINVAL'],
+    ]);
+    // Use after close of the unmask eventfd's fd number is EBADF.
+    p.close(unmaskFd);
+    rejects(() => p.ioctl(s.b, VFIO_DEVICE_SET_IRQS, unmask(unmaskFd)), 'EBADF');
+    // Closing the last reference of the eventfd releases the virqfd (EPOLLHUP → virqfd_shutdown), as on Linux.
+    await until(() => (coreDevice(t, B).describe().irqs as { intx: { unmaskEventfd: unknown } }).intx.unmaskEventfd === null);
+  });
 });

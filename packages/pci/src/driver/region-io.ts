@@ -156,7 +156,8 @@ export class VfioPciRegionIo {
       cfg.readInto(pos, buf, length);
       return length;
     }
-    if (index > VFIO_PCI_BAR5_REGION_INDEX || length > 8 || (length & (length - 1)) !== 0 || pos % length !== 0) {
+    // pos is an integer below 2^41: its low bits survive the int32 conversion of `&`.
+    if (index > VFIO_PCI_BAR5_REGION_INDEX || length > 8 || (length & (length - 1)) !== 0 || (pos & (length - 1)) !== 0) {
       return undefined;
     }
     const b = this.#bars[index];

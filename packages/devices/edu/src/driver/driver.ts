@@ -341,7 +341,7 @@ export class EduVfioDriver {
       await d.#open();
       return d;
     } catch (e) {
-      await d.#teardown();
+      d.#teardown();
       throw e;
     }
   }
@@ -701,8 +701,8 @@ export class EduVfioDriver {
   /** Unmaps DMA and BAR0, disables MSI, and closes the device, group and container fds, in reverse order. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#run('close', async () => {
-      await this.#teardown(true);
+    await this.#run('close', () => {
+      this.#teardown(true);
       this.#step('close', 'Close everything', 'DMA unmapped, BAR0 unmapped, MSI off, device, group and container closed');
     });
   }
@@ -711,7 +711,7 @@ export class EduVfioDriver {
    * Undoes whatever is set up, newest first. Best effort: a call failing here (the device went away) must not
    * leave the rest open.
    */
-  async #teardown(record = false): Promise<void> {
+  #teardown(record = false): void {
     if (this.#closed) return;
     this.#closed = true;
     const p = this.#p;
@@ -743,13 +743,8 @@ export class EduVfioDriver {
     }
     if (this.#device >= 0) attempt(`close(${this.#device}) = 0`, () => { p.close(this.#device); });
     if (this.#group >= 0 && this.#container >= 0) {
-      // The device's release (vfio-pci's close_device) may still be finishing on the host; while it runs the group
-      // counts as in use (EBUSY). Give it a few host milliseconds, as a process would retry.
-      const line = `ioctl(${this.#group}, VFIO_GROUP_UNSET_CONTAINER) = 0`;
-      for (let tries = 0; tries < 10; tries++) {
-        if (attempt(line, () => { p.ioctl(this.#group, VFIO_GROUP_UNSET_CONTAINER); })) break;
-        await p.sleep(1);
-      }
+      // close(2) of the device returned with the container use dropped (as in Linux), so this succeeds at once.
+      attempt(`ioctl(${this.#group}, VFIO_GROUP_UNSET_CONTAINER) = 0`, () => { p.ioctl(this.#group, VFIO_GROUP_UNSET_CONTAINER); });
     }
     if (this.#group >= 0) attempt(`close(${this.#group}) = 0`, () => { p.close(this.#group); });
     if (this.#container >= 0) attempt(`close(${this.#container}) = 0`, () => { p.close(this.#container); });
