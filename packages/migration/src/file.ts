@@ -4,19 +4,21 @@
  * `call.installFile(migrationFile(session), file.openFlags)`.
  * (Inventory §5 "Data fds": saving files are read-only, resuming files write-only, both O_CLOEXEC.)
  */
-import { SysError, VFIO_MIG_GET_PRECOPY_INFO, vfioPrecopyInfo } from '@vfio-ts/uapi';
+import {
+  O_CLOEXEC,
+  O_RDONLY,
+  O_WRONLY,
+  POLLIN,
+  POLLOUT,
+  POLLRDHUP,
+  POLLRDNORM,
+  POLLWRNORM,
+  SysError,
+  VFIO_MIG_GET_PRECOPY_INFO,
+  vfioPrecopyInfo,
+} from '@vfio-ts/uapi';
 import type { UserMemory } from './features.js';
 import type { MigrationDataSession } from './sessions.js';
-
-// Linux's open(2) and poll(2) bit values (asm-generic); the core defines the same numbers for its own files.
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_CLOEXEC = 0o2000000;
-const POLLIN = 0x1;
-const POLLOUT = 0x4;
-const POLLRDNORM = 0x40;
-const POLLWRNORM = 0x100;
-const POLLRDHUP = 0x2000;
 
 /** An ioctl argument as the core passes it: the struct bytes in place, or a pointer into the caller's memory. */
 export type MigrationIoctlArg = number | bigint | Uint8Array | undefined;

@@ -32,6 +32,8 @@ export const POLLNVAL = 0x20;
 export const POLLRDNORM = 0x40;
 /** poll(2): normal data may be written. */
 export const POLLWRNORM = 0x100;
+/** poll(2): the peer closed its end (a drained migration data stream reports it). */
+export const POLLRDHUP = 0x2000;
 
 /** eventfd(2): semaphore-like reads (each read takes 1). */
 export const EFD_SEMAPHORE = 1;

@@ -10,6 +10,11 @@
 import { randomFillSync } from 'node:crypto';
 import { EFD_NONBLOCK, PROT_READ, PROT_WRITE } from '@vfio-ts/platform';
 import {
+  PCI_COMMAND,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_STATUS,
+  PCI_STATUS_INTERRUPT,
   POLLIN,
   SysError,
   VFIO_CHECK_EXTENSION,
@@ -56,12 +61,7 @@ import type {
 import { crc32Le } from '../crc32.js';
 import { EPF_TEST_COMMAND, EPF_TEST_FLAG, EPF_TEST_IRQ_TYPE, EPF_TEST_PCI_ID, EPF_TEST_REG, EPF_TEST_STATUS } from '../regs.js';
 
-/** PCI_COMMAND, PCI_STATUS and their bits (include/uapi/linux/pci_regs.h). */
-const PCI_COMMAND = 0x04;
-const PCI_STATUS = 0x06;
-const PCI_COMMAND_MEMORY = 0x2;
-const PCI_COMMAND_MASTER = 0x4;
-const PCI_STATUS_INTERRUPT = 0x8;
+/** The page size the driver maps and aligns its DMA buffers to. */
 const PAGE = 4096n;
 /** The number of BARs of a type 0 header. */
 const BAR_COUNT = 6;
