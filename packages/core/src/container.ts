@@ -203,6 +203,11 @@ export class Container {
 /** The file operations of an open /dev/vfio/vfio. */
 export class ContainerFile implements FileOps {
   readonly kind = 'vfio-container';
+  /**
+   * An ordinary character-device file (FMODE_PREAD/PWRITE), but one without read or write operations: pread and
+   * pwrite answer EINVAL, not ESPIPE, as on Linux 6.12.
+   */
+  readonly seekable = true;
   constructor(readonly container: Container) {}
 
   ioctl(request: number, arg: IoctlArg, call: SyscallContext): number {

@@ -104,6 +104,11 @@ export class Group implements VfioGroupRef {
 /** The file operations of an open group node. */
 export class GroupFile implements FileOps {
   readonly kind = 'vfio-group';
+  /**
+   * An ordinary character-device file (FMODE_PREAD/PWRITE), but one without read or write operations: pread and
+   * pwrite answer EINVAL, not ESPIPE, as on Linux 6.12.
+   */
+  readonly seekable = true;
   constructor(
     readonly group: Group,
     readonly host: GroupHost,

@@ -166,6 +166,12 @@ describe('bad input', () => {
     expectErrno(() => p.ioctl(s, 1), 'ENOTTY');
     expectErrno(() => p.write(s, new Uint8Array(1)), 'EBADF');
     expectErrno(() => p.pread(e, 8, 0n), 'ESPIPE');
+    // Container and group nodes are positional char devices without read/write ops (Linux: EINVAL, not ESPIPE).
+    for (const f of [c, g]) {
+      expectErrno(() => p.pread(f, 8, 0n), 'EINVAL');
+      expectErrno(() => p.pwrite(f, new Uint8Array(8), 0n), 'EINVAL');
+      expectErrno(() => p.read(f, 8), 'EINVAL');
+    }
   });
 
   it('mmap and open argument checks', () => {

@@ -174,7 +174,7 @@ describe('Process.preadInto', () => {
       [999, 0n], // EBADF
       [-1, 0n], // EBADF
       [wronly, 0n], // EBADF: not open for reading
-      [c, 0n], // ESPIPE: the container is not seekable
+      [c, 0n], // EINVAL: the container has no read operation
       [efd, 0n], // ESPIPE
       [fd, -1n], // EINVAL: negative offset
       [fd, 4n], // ok
