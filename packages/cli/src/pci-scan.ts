@@ -82,7 +82,7 @@ function readLinkName(p: Process, path: string): string | null {
 }
 
 /** A config reader over captured bytes; past the end reads all-ones, as a master abort. */
-export function bytesReader(config: Uint8Array): ConfigReader {
+function bytesReader(config: Uint8Array): ConfigReader {
   const view = new DataView(config.buffer, config.byteOffset, config.byteLength);
   return (offset, size) => {
     if (offset < 0 || offset + size > config.length) return size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff;
@@ -107,7 +107,7 @@ function parseResources(text: string): ScannedResource[] {
 }
 
 /** One device from sysfs. */
-export function scanDevice(p: Process, bdf: string): ScannedDevice {
+function scanDevice(p: Process, bdf: string): ScannedDevice {
   const base = `/sys/bus/pci/devices/${bdf}`;
   const config = readFile(p, `${base}/config`);
   const r = bytesReader(config);

@@ -1262,6 +1262,11 @@ export class DeviceFile implements FileOps {
   readInto(buf: Uint8Array, pos: bigint, call: SyscallContext): number {
     const device = this.#check();
     if (device.ops.readInto) return device.ops.readInto(device, buf, pos, call);
+    return DeviceFile.#readCopy(device, buf, pos, call);
+  }
+
+  /** {@link readInto} for a driver without `readInto`: its `read` and a copy (kept out of the inlinable body). */
+  static #readCopy(device: VfioDevice, buf: Uint8Array, pos: bigint, call: SyscallContext): number {
     if (!device.ops.read) throw new SysError('EINVAL', `driver of ${device.name} has no read op`);
     const out = device.ops.read(device, buf.length, pos, call);
     const n = Math.min(out.length, buf.length);

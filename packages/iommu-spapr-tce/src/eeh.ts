@@ -23,14 +23,23 @@ import {
   readVfioArg,
   vfioEehPeOp,
 } from '@vfio-ts/uapi';
+import {
+  EEH_STATE_DMA_ACTIVE,
+  EEH_STATE_DMA_ENABLED,
+  EEH_STATE_MMIO_ACTIVE,
+  EEH_STATE_MMIO_ENABLED,
+  EEH_STATE_RESET_ACTIVE,
+} from '@vfio-ts/platform';
 import type { EehPeLike } from './table-group.js';
 
-/** EEH_STATE_* bits of eeh_ops->get_state (arch/powerpc/include/asm/eeh.h). */
-export const EEH_STATE_RESET_ACTIVE = 1 << 2;
-export const EEH_STATE_MMIO_ACTIVE = 1 << 3;
-export const EEH_STATE_DMA_ACTIVE = 1 << 4;
-export const EEH_STATE_MMIO_ENABLED = 1 << 5;
-export const EEH_STATE_DMA_ENABLED = 1 << 6;
+// EEH_STATE_* bits of eeh_ops->get_state belong to the platform contract (EehPe.state); re-exported for users.
+export {
+  EEH_STATE_DMA_ACTIVE,
+  EEH_STATE_DMA_ENABLED,
+  EEH_STATE_MMIO_ACTIVE,
+  EEH_STATE_MMIO_ENABLED,
+  EEH_STATE_RESET_ACTIVE,
+} from '@vfio-ts/platform';
 
 /** PCI error injection types (EEH_ERR_TYPE_32 / EEH_ERR_TYPE_64) and the last function (EEH_ERR_FUNC_MAX). */
 export const EEH_ERR_TYPE_32 = 0;

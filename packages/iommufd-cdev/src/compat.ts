@@ -22,6 +22,7 @@ import {
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
+  isSysError,
   vfioIommuType1DmaMap,
   vfioIommuType1DmaUnmap,
   vfioIommuType1Info,
@@ -201,7 +202,7 @@ function unmapDma(ctx: IommufdContext, io: ArgIo): number {
       unmapped = ioas.iopt.unmapRange(unmap.iova, last);
     }
   } catch (e) {
-    if (e instanceof SysError && e.errno === 'EINVAL' && (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0) throw e;
+    if (isSysError(e, 'EINVAL') && (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0) throw e;
     error = e instanceof Error ? e : new Error(String(e));
   }
   // The size is copied back even when the unmap failed (Linux writes `unmapped` before returning rc).

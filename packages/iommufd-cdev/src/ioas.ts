@@ -90,11 +90,6 @@ export function areaFirstIndex(a: Area): number {
   return a.firstIndex;
 }
 
-/** Last page index of an area inside its pages object. */
-export function areaLastIndex(a: Area): number {
-  return a.lastIndex;
-}
-
 /** The io_pagetable of an IOAS. */
 export class IoPagetable {
   readonly areas = new IntervalTree<Area>();

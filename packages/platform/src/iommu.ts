@@ -152,9 +152,20 @@ export interface IommuTable {
   free(): void;
 }
 
+/** EEH_STATE_* bit of {@link EehPe.state} (eeh_ops->get_state, arch/powerpc/include/asm/eeh.h): a reset is asserted. */
+export const EEH_STATE_RESET_ACTIVE = 1 << 2;
+/** EEH_STATE_* bit: MMIO to the PE is not frozen. */
+export const EEH_STATE_MMIO_ACTIVE = 1 << 3;
+/** EEH_STATE_* bit: DMA from the PE is not frozen. */
+export const EEH_STATE_DMA_ACTIVE = 1 << 4;
+/** EEH_STATE_* bit: MMIO to the PE is enabled. */
+export const EEH_STATE_MMIO_ENABLED = 1 << 5;
+/** EEH_STATE_* bit: DMA from the PE is enabled. */
+export const EEH_STATE_DMA_ENABLED = 1 << 6;
+
 /** The EEH partitionable endpoint of a table group, as eeh_ops reach it (arch/powerpc/kernel/eeh.c). */
 export interface EehPe {
-  /** EEH_STATE_* bits (eeh_ops->get_state). */
+  /** EEH_STATE_* bits (eeh_ops->get_state): {@link EEH_STATE_RESET_ACTIVE} and its siblings. */
   readonly state: number;
   setOption(option: 'thaw-mmio' | 'thaw-dma' | 'freeze'): void;
   reset(kind: 'deactivate' | 'hot' | 'fundamental'): void;

@@ -13,7 +13,31 @@ import type {
   PciFunction,
   PciFunctionContext,
 } from '@vfio-ts/platform';
-import { PCI_ACS_CR, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_UF, isSysError, sysError } from '@vfio-ts/uapi';
+import {
+  PCI_ACS_CAP,
+  PCI_ACS_CR,
+  PCI_ACS_CTRL,
+  PCI_ACS_EC,
+  PCI_ACS_RR,
+  PCI_ACS_SV,
+  PCI_ACS_UF,
+  PCI_CAP_LIST_ID,
+  PCI_CAP_LIST_NEXT,
+  PCI_CLASS_REVISION,
+  PCI_EXP_DEVCTL,
+  PCI_EXP_DEVCTL2,
+  PCI_EXP_DEVCTL_BCR_FLR,
+  PCI_EXP_FLAGS,
+  PCI_EXP_LNKCTL,
+  PCI_PM_CTRL,
+  PCI_PM_CTRL_NO_SOFT_RESET,
+  PCI_PM_PMC,
+  PCI_PRIMARY_BUS,
+  PCI_SECONDARY_BUS,
+  PCI_SUBORDINATE_BUS,
+  isSysError,
+  sysError,
+} from '@vfio-ts/uapi';
 import { ConfigSpaceFunction, PCI, findCapability, findExtCapability, type ConfigReader } from './pci-config.js';
 import type { DmaChunk, SimGroup } from './group.js';
 import type { SimPhysicalMemory } from './physical.js';
@@ -98,31 +122,33 @@ function bridgeFunction(e: SimPciBridgeEntry, bus: number, subordinate: number, 
   const pcie = ids.expType !== undefined;
   const c = new Uint8Array(pcie ? 4096 : 256);
   const dv = new DataView(c.buffer);
-  dv.setUint16(0x00, ids.vendor, true);
-  dv.setUint16(0x02, ids.device, true);
-  dv.setUint16(0x06, 0x0010, true); // capability list
-  dv.setUint32(0x08, 0x06040000, true); // class 0604 (PCI-to-PCI bridge), revision 0
-  c[0x0e] = 0x01 | (multifunction ? 0x80 : 0);
-  c[0x18] = bus;
-  c[0x19] = e.secondaryBus;
-  c[0x1a] = subordinate;
-  c[0x34] = 0x40;
+  dv.setUint16(PCI.VENDOR_ID, ids.vendor, true);
+  dv.setUint16(PCI.DEVICE_ID, ids.device, true);
+  dv.setUint16(PCI.STATUS, PCI.STATUS_CAP_LIST, true);
+  dv.setUint32(PCI_CLASS_REVISION, 0x06040000, true); // class 0604 (PCI-to-PCI bridge), revision 0
+  c[PCI.HEADER_TYPE] = 0x01 | (multifunction ? 0x80 : 0);
+  c[PCI_PRIMARY_BUS] = bus;
+  c[PCI_SECONDARY_BUS] = e.secondaryBus;
+  c[PCI_SUBORDINATE_BUS] = subordinate;
+  const cap = 0x40; // the one standard capability
+  const ext = 0x100; // the first extended capability
+  c[PCI.CAPABILITY_LIST] = cap;
   if (pcie) {
     // PCIe capability v2 with the port type; DevCap FLR is not set on ports.
-    c[0x40] = PCI.CAP_ID_EXP;
-    c[0x41] = 0x00;
-    dv.setUint16(0x42, 0x0002 | (ids.expType! << 4), true);
+    c[cap + PCI_CAP_LIST_ID] = PCI.CAP_ID_EXP;
+    c[cap + PCI_CAP_LIST_NEXT] = 0x00;
+    dv.setUint16(cap + PCI_EXP_FLAGS, 0x0002 | (ids.expType! << 4), true);
     if (e.acs) {
       // ACS extended capability, every control Linux asks for implemented and enabled (pci_enable_acs).
-      dv.setUint32(0x100, (0x1 << 16) | PCI.EXT_CAP_ID_ACS, true);
-      dv.setUint16(0x104, 0x005f, true);
-      dv.setUint16(0x106, 0x001f, true);
+      dv.setUint32(ext, (0x1 << 16) | PCI.EXT_CAP_ID_ACS, true);
+      dv.setUint16(ext + PCI_ACS_CAP, 0x005f, true);
+      dv.setUint16(ext + PCI_ACS_CTRL, 0x001f, true);
     }
   } else {
     // Conventional bridge: a PM capability so the chain is not empty.
-    c[0x40] = PCI.CAP_ID_PM;
-    dv.setUint16(0x42, 0x0003, true);
-    dv.setUint16(0x44, 0x0008, true); // NoSoftReset
+    c[cap + PCI_CAP_LIST_ID] = PCI.CAP_ID_PM;
+    dv.setUint16(cap + PCI_PM_PMC, 0x0003, true);
+    dv.setUint16(cap + PCI_PM_CTRL, PCI_PM_CTRL_NO_SOFT_RESET, true);
   }
   return new ConfigSpaceFunction({ config: c, bars: [] });
 }
@@ -191,27 +217,27 @@ export class SimPciDevice implements PciDeviceHandle {
     this.bdf = formatBdf(bdf);
     this.acsOverride = acs;
     const r = this.read;
-    this.vendor = r(0x00, 2);
-    this.device = r(0x02, 2);
+    this.vendor = r(PCI.VENDOR_ID, 2);
+    this.device = r(PCI.DEVICE_ID, 2);
     if (this.vendor === 0xffff || this.vendor === 0) throw sysError('EINVAL', `${this.bdf}: config space has no vendor id`);
-    this.revision = r(0x08, 1);
-    this.classCode = r(0x08, 4) >>> 8;
-    const ht = r(0x0e, 1);
+    this.revision = r(PCI.REVISION_ID, 1);
+    this.classCode = r(PCI_CLASS_REVISION, 4) >>> 8;
+    const ht = r(PCI.HEADER_TYPE, 1);
     this.headerType = ht & 0x7f;
     this.multifunction = (ht & 0x80) !== 0;
-    this.subsystemVendor = this.headerType === 0 ? r(0x2c, 2) : 0;
-    this.subsystemDevice = this.headerType === 0 ? r(0x2e, 2) : 0;
+    this.subsystemVendor = this.headerType === 0 ? r(PCI.SUBSYSTEM_VENDOR_ID, 2) : 0;
+    this.subsystemDevice = this.headerType === 0 ? r(PCI.SUBSYSTEM_ID, 2) : 0;
     const exp = findCapability(r, PCI.CAP_ID_EXP);
-    this.expType = exp ? (r(exp + 2, 2) >> 4) & 0xf : undefined;
+    this.expType = exp ? (r(exp + PCI_EXP_FLAGS, 2) >> 4) & 0xf : undefined;
     this.cfgSize = fn instanceof ConfigSpaceFunction ? fn.configSize : exp ? 4096 : 256;
     // Resources as the PCI core enumerated them: the BAR addresses firmware assigned.
     for (const b of fn.bars) {
       if (b.size === 0n || b.index > 5) continue;
-      let start = BigInt(r(0x10 + 4 * b.index, 4) >>> 0) & (b.type === 'io' ? ~3n : ~15n) & 0xffffffffn;
-      if (b.type === 'mem64' && b.index < 5) start |= BigInt(r(0x14 + 4 * b.index, 4) >>> 0) << 32n;
+      let start = BigInt(r(PCI.BASE_ADDRESS_0 + 4 * b.index, 4) >>> 0) & (b.type === 'io' ? ~3n : ~15n) & 0xffffffffn;
+      if (b.type === 'mem64' && b.index < 5) start |= BigInt(r(PCI.BASE_ADDRESS_0 + 4 * (b.index + 1), 4) >>> 0) << 32n;
       this.resourceStarts[b.index] = start;
     }
-    const romReg = this.headerType === 1 ? 0x38 : 0x30;
+    const romReg = this.headerType === 1 ? PCI.ROM_ADDRESS1 : PCI.ROM_ADDRESS;
     this.romStart = (fn.romSize ?? 0n) > 0n ? BigInt(r(romReg, 4) >>> 0) & 0xfffff800n : 0n;
   }
 
@@ -272,8 +298,8 @@ export class SimPciDevice implements PciDeviceHandle {
   private acsFlagsEnabled(): boolean {
     const pos = findExtCapability(this.read, this.cfgSize, PCI.EXT_CAP_ID_ACS);
     if (!pos) return false;
-    const cap = this.read(pos + 4, 2);
-    const ctrl = this.read(pos + 6, 2);
+    const cap = this.read(pos + PCI_ACS_CAP, 2);
+    const ctrl = this.read(pos + PCI_ACS_CTRL, 2);
     const flags = REQ_ACS_FLAGS & (cap | PCI_ACS_EC);
     return (ctrl & flags) === flags;
   }
@@ -326,7 +352,9 @@ export class SimPciDevice implements PciDeviceHandle {
   saveState(): { header: number[]; exp: number; expRegs: number[] } {
     const header = Array.from({ length: 16 }, (_, i) => this.read(4 * i, 4));
     const exp = findCapability(this.read, PCI.CAP_ID_EXP);
-    const expRegs = exp ? [this.read(exp + 8, 2), this.read(exp + 0x10, 2), this.read(exp + 0x28, 2)] : [];
+    const expRegs = exp
+      ? [this.read(exp + PCI_EXP_DEVCTL, 2), this.read(exp + PCI_EXP_LNKCTL, 2), this.read(exp + PCI_EXP_DEVCTL2, 2)]
+      : [];
     return { header, exp, expRegs };
   }
 
@@ -340,15 +368,15 @@ export class SimPciDevice implements PciDeviceHandle {
       }
     };
     if (s.exp) {
-      write(s.exp + 8, 2, s.expRegs[0]! & 0x7fff);
-      write(s.exp + 0x10, 2, s.expRegs[1]!);
-      write(s.exp + 0x28, 2, s.expRegs[2]!);
+      write(s.exp + PCI_EXP_DEVCTL, 2, s.expRegs[0]! & ~PCI_EXP_DEVCTL_BCR_FLR & 0xffff);
+      write(s.exp + PCI_EXP_LNKCTL, 2, s.expRegs[1]!);
+      write(s.exp + PCI_EXP_DEVCTL2, 2, s.expRegs[2]!);
     }
     for (let i = 15; i >= 0; i--) {
       if (i === 1) continue; // command/status last, below
       if (this.read(4 * i, 4) !== s.header[i]) write(4 * i, 4, s.header[i]!);
     }
-    write(0x04, 2, s.header[1]! & 0xffff);
+    write(PCI.COMMAND, 2, s.header[1]! & 0xffff);
   }
 
   busResetScope(): readonly SimPciDevice[] {
@@ -538,12 +566,12 @@ export class SimPciBus implements PciBus {
     for (const dev of this.ordered) {
       const pos = findExtCapability(dev.read, dev.cfgSize, PCI.EXT_CAP_ID_ACS);
       if (!pos) continue;
-      const cap = dev.read(pos + 4, 2);
-      const ctrl = dev.read(pos + 6, 2);
+      const cap = dev.read(pos + PCI_ACS_CAP, 2);
+      const ctrl = dev.read(pos + PCI_ACS_CTRL, 2);
       const want = ctrl | (cap & 0x1f);
       if (want !== ctrl) {
         try {
-          dev.fn.configWrite(pos + 6, 2, want);
+          dev.fn.configWrite(pos + PCI_ACS_CTRL, 2, want);
         } catch {
           /* read-only control: ACS stays as the hardware has it */
         }

@@ -6,7 +6,10 @@
  */
 import type { PciBarInfo, PciFunction } from '@vfio-ts/platform';
 import {
+  PCI_ACS_CTRL,
+  PCI_AF_CTRL,
   PCI_BASE_ADDRESS_0,
+  PCI_BRIDGE_CONTROL,
   PCI_CACHE_LINE_SIZE,
   PCI_CAPABILITY_LIST,
   PCI_CAP_ID_AF,
@@ -17,6 +20,19 @@ import {
   PCI_CLASS_PROG,
   PCI_COMMAND,
   PCI_DEVICE_ID,
+  PCI_ERR_CAP,
+  PCI_ERR_COR_MASK,
+  PCI_ERR_COR_STATUS,
+  PCI_ERR_UNCOR_MASK,
+  PCI_ERR_UNCOR_SEVER,
+  PCI_ERR_UNCOR_STATUS,
+  PCI_EXP_DEVCTL,
+  PCI_EXP_DEVCTL2,
+  PCI_EXP_DEVSTA,
+  PCI_EXP_FLAGS,
+  PCI_EXP_FLAGS_VERS,
+  PCI_EXP_LNKCTL,
+  PCI_EXP_LNKSTA,
   PCI_EXP_TYPE_DOWNSTREAM,
   PCI_EXP_TYPE_ENDPOINT,
   PCI_EXP_TYPE_LEG_END,
@@ -31,10 +47,32 @@ import {
   PCI_HEADER_TYPE,
   PCI_INTERRUPT_LINE,
   PCI_INTERRUPT_PIN,
+  PCI_IO_BASE,
+  PCI_IO_BASE_UPPER16,
   PCI_LATENCY_TIMER,
+  PCI_MEMORY_BASE,
+  PCI_MSIX_FLAGS,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_32,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_MASKBIT,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_MSI_MASK_32,
+  PCI_MSI_MASK_64,
+  PCI_PM_CTRL,
+  PCI_PM_CTRL_PME_STATUS,
+  PCI_PREF_BASE_UPPER32,
+  PCI_PREF_LIMIT_UPPER32,
+  PCI_PREF_MEMORY_BASE,
+  PCI_PRIMARY_BUS,
   PCI_REVISION_ID,
   PCI_ROM_ADDRESS,
   PCI_ROM_ADDRESS1,
+  PCI_SEC_LATENCY_TIMER,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_ERROR_BITS,
@@ -391,53 +429,52 @@ export class ConfigSpaceFunction implements PciFunction {
     m[PCI.LATENCY_TIMER] = 0xff;
     m[PCI.INTERRUPT_LINE] = 0xff;
     if (headerType === 1) {
-      setMask(m, 0x18, 3, 0xffffff); // primary, secondary, subordinate bus
-      m[0x1b] = 0xff; // secondary latency
-      setMask(m, 0x1c, 2, 0xf0f0); // I/O base/limit
-      setMask(m, 0x20, 4, 0xfff0fff0); // memory base/limit
-      setMask(m, 0x24, 4, 0xfff0fff0); // prefetchable base/limit
-      setMask(m, 0x28, 8, 0xffffffff);
-      setMask(m, 0x2c, 4, 0xffffffff);
-      setMask(m, 0x30, 4, 0xffffffff); // I/O base/limit upper 16
-      setMask(m, 0x3e, 2, 0x0fff); // bridge control
+      setMask(m, PCI_PRIMARY_BUS, 3, 0xffffff); // primary, secondary, subordinate bus
+      m[PCI_SEC_LATENCY_TIMER] = 0xff;
+      setMask(m, PCI_IO_BASE, 2, 0xf0f0); // I/O base/limit
+      setMask(m, PCI_MEMORY_BASE, 4, 0xfff0fff0); // memory base/limit
+      setMask(m, PCI_PREF_MEMORY_BASE, 4, 0xfff0fff0); // prefetchable base/limit
+      setMask(m, PCI_PREF_BASE_UPPER32, 4, 0xffffffff);
+      setMask(m, PCI_PREF_LIMIT_UPPER32, 4, 0xffffffff);
+      setMask(m, PCI_IO_BASE_UPPER16, 4, 0xffffffff); // I/O base/limit upper 16
+      setMask(m, PCI_BRIDGE_CONTROL, 2, 0x0fff);
     }
     for (const [id, pos] of listCapabilities(read)) {
       switch (id) {
         case PCI.CAP_ID_PM:
-          setMask(m, pos + 4, 2, 0x0103); // PMCSR: PowerState, PME_En
+          setMask(m, pos + PCI_PM_CTRL, 2, 0x0103); // PMCSR: PowerState, PME_En
           break;
         case PCI.CAP_ID_MSI: {
-          const ctrl = read(pos + 2, 2);
-          setMask(m, pos + 2, 2, 0x0071); // enable, multiple message enable
-          setMask(m, pos + 4, 4, 0xfffffffc);
-          const is64 = (ctrl & 0x80) !== 0;
-          const data = is64 ? pos + 0xc : pos + 8;
-          if (is64) setMask(m, pos + 8, 4, 0xffffffff);
-          setMask(m, data, 2, 0xffff);
-          if (ctrl & 0x100) setMask(m, data + 4, 4, 0xffffffff); // per-vector mask bits
+          const ctrl = read(pos + PCI_MSI_FLAGS, 2);
+          setMask(m, pos + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+          setMask(m, pos + PCI_MSI_ADDRESS_LO, 4, 0xfffffffc);
+          const is64 = (ctrl & PCI_MSI_FLAGS_64BIT) !== 0;
+          if (is64) setMask(m, pos + PCI_MSI_ADDRESS_HI, 4, 0xffffffff);
+          setMask(m, pos + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2, 0xffff);
+          if (ctrl & PCI_MSI_FLAGS_MASKBIT) setMask(m, pos + (is64 ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32), 4, 0xffffffff);
           break;
         }
         case PCI.CAP_ID_MSIX:
-          setMask(m, pos + 2, 2, 0xc000); // enable, function mask
+          setMask(m, pos + PCI_MSIX_FLAGS, 2, 0xc000); // enable, function mask
           break;
         case PCI.CAP_ID_EXP:
-          setMask(m, pos + 8, 2, 0xffff); // device control (bit 15 initiates FLR)
-          setMask(m, pos + 0x10, 2, 0x0fc3); // link control
-          if ((read(pos + 2, 2) & 0xf) >= 2) setMask(m, pos + 0x28, 2, 0x043f); // device control 2
+          setMask(m, pos + PCI_EXP_DEVCTL, 2, 0xffff); // device control (bit 15 initiates FLR)
+          setMask(m, pos + PCI_EXP_LNKCTL, 2, 0x0fc3);
+          if ((read(pos + PCI_EXP_FLAGS, 2) & PCI_EXP_FLAGS_VERS) >= 2) setMask(m, pos + PCI_EXP_DEVCTL2, 2, 0x043f);
           break;
         case PCI.CAP_ID_AF:
-          m[pos + 4] = 0x01; // initiate FLR
+          m[pos + PCI_AF_CTRL] = 0x01; // initiate FLR
           break;
       }
     }
     for (const [id, pos] of listExtCapabilities(read, this.configSize)) {
       if (id === PCI.EXT_CAP_ID_ERR) {
-        setMask(m, pos + 8, 4, 0xffffffff); // uncorrectable mask
-        setMask(m, pos + 0xc, 4, 0xffffffff); // uncorrectable severity
-        setMask(m, pos + 0x14, 4, 0xffffffff); // correctable mask
-        setMask(m, pos + 0x18, 4, 0x00000140); // ECRC generation / check enable
+        setMask(m, pos + PCI_ERR_UNCOR_MASK, 4, 0xffffffff);
+        setMask(m, pos + PCI_ERR_UNCOR_SEVER, 4, 0xffffffff);
+        setMask(m, pos + PCI_ERR_COR_MASK, 4, 0xffffffff);
+        setMask(m, pos + PCI_ERR_CAP, 4, 0x00000140); // ECRC generation / check enable
       } else if (id === PCI.EXT_CAP_ID_ACS) {
-        setMask(m, pos + 6, 2, 0x007f); // ACS control
+        setMask(m, pos + PCI_ACS_CTRL, 2, 0x007f);
       }
     }
     return m;
@@ -448,16 +485,16 @@ export class ConfigSpaceFunction implements PciFunction {
     // Status: master data parity, signalled/received target abort, received master abort, SERR, parity.
     setMask(m, PCI.STATUS, 2, PCI_STATUS_ERROR_BITS);
     for (const [id, pos] of listCapabilities(read)) {
-      if (id === PCI.CAP_ID_PM) setMask(m, pos + 4, 2, 0x8000); // PME_Status
+      if (id === PCI.CAP_ID_PM) setMask(m, pos + PCI_PM_CTRL, 2, PCI_PM_CTRL_PME_STATUS);
       if (id === PCI.CAP_ID_EXP) {
-        setMask(m, pos + 0xa, 2, 0x000f); // device status error bits
-        setMask(m, pos + 0x12, 2, 0xc000); // link bandwidth management / autonomous bandwidth status
+        setMask(m, pos + PCI_EXP_DEVSTA, 2, 0x000f); // device status error bits
+        setMask(m, pos + PCI_EXP_LNKSTA, 2, 0xc000); // link bandwidth management / autonomous bandwidth status
       }
     }
     for (const [id, pos] of listExtCapabilities(read, this.configSize)) {
       if (id === PCI.EXT_CAP_ID_ERR) {
-        setMask(m, pos + 4, 4, 0xffffffff); // uncorrectable status
-        setMask(m, pos + 0x10, 4, 0xffffffff); // correctable status
+        setMask(m, pos + PCI_ERR_UNCOR_STATUS, 4, 0xffffffff);
+        setMask(m, pos + PCI_ERR_COR_STATUS, 4, 0xffffffff);
       }
     }
     return m;

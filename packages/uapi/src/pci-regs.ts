@@ -114,6 +114,40 @@ export const PCI_INTERRUPT_LINE = 0x3c;
 /** Interrupt pin (8 bits; 0 = none, 1 = INTA#). */
 export const PCI_INTERRUPT_PIN = 0x3d;
 
+// Type-1 (PCI-to-PCI bridge) header
+/** Primary bus number (8 bits). */
+export const PCI_PRIMARY_BUS = 0x18;
+/** Secondary bus number (8 bits). */
+export const PCI_SECONDARY_BUS = 0x19;
+/** Highest bus number behind the bridge (8 bits). */
+export const PCI_SUBORDINATE_BUS = 0x1a;
+/** Latency timer for the secondary interface (8 bits). */
+export const PCI_SEC_LATENCY_TIMER = 0x1b;
+/** I/O base (8 bits; the limit follows at 0x1d). */
+export const PCI_IO_BASE = 0x1c;
+/** I/O limit (8 bits). */
+export const PCI_IO_LIMIT = 0x1d;
+/** Secondary status (16 bits). */
+export const PCI_SEC_STATUS = 0x1e;
+/** Memory base (16 bits; the limit follows at 0x22). */
+export const PCI_MEMORY_BASE = 0x20;
+/** Memory limit (16 bits). */
+export const PCI_MEMORY_LIMIT = 0x22;
+/** Prefetchable memory base (16 bits; the limit follows at 0x26). */
+export const PCI_PREF_MEMORY_BASE = 0x24;
+/** Prefetchable memory limit (16 bits). */
+export const PCI_PREF_MEMORY_LIMIT = 0x26;
+/** Upper 32 bits of the prefetchable base. */
+export const PCI_PREF_BASE_UPPER32 = 0x28;
+/** Upper 32 bits of the prefetchable limit. */
+export const PCI_PREF_LIMIT_UPPER32 = 0x2c;
+/** Upper 16 bits of the I/O base. */
+export const PCI_IO_BASE_UPPER16 = 0x30;
+/** Upper 16 bits of the I/O limit. */
+export const PCI_IO_LIMIT_UPPER16 = 0x32;
+/** Bridge control (16 bits). */
+export const PCI_BRIDGE_CONTROL = 0x3e;
+
 // Capability lists
 /** Capability header: ID byte. */
 export const PCI_CAP_LIST_ID = 0;
@@ -348,6 +382,10 @@ export const PCI_EXP_LNKCAP = 12;
 export const PCI_EXP_LNKCTL = 16;
 /** Link status. */
 export const PCI_EXP_LNKSTA = 18;
+/** Slot control. */
+export const PCI_EXP_SLTCTL = 24;
+/** Root control. */
+export const PCI_EXP_RTCTL = 28;
 /** Device capabilities 2. */
 export const PCI_EXP_DEVCAP2 = 36;
 /** Device control 2. */
@@ -567,6 +605,8 @@ export const PCI_CAP_VC_BASE_SIZEOF = 0x10;
 export const PCI_CAP_VC_PER_VC_SIZEOF = 0x0c;
 /** ACS capability register. */
 export const PCI_ACS_CAP = 4;
+/** ACS control register. */
+export const PCI_ACS_CTRL = 6;
 /** ACS: source validation. */
 export const PCI_ACS_SV = 0x01;
 /** ACS: translation blocking. */

@@ -13,6 +13,16 @@ describe('pci_regs.h constants', () => {
       0x3c, 0x3d]);
   });
 
+  it('the type-1 (bridge) header and the PCIe slot/root controls', () => {
+    expect([u.PCI_PRIMARY_BUS, u.PCI_SECONDARY_BUS, u.PCI_SUBORDINATE_BUS, u.PCI_SEC_LATENCY_TIMER, u.PCI_IO_BASE,
+      u.PCI_IO_LIMIT, u.PCI_SEC_STATUS, u.PCI_MEMORY_BASE, u.PCI_MEMORY_LIMIT, u.PCI_PREF_MEMORY_BASE,
+      u.PCI_PREF_MEMORY_LIMIT, u.PCI_PREF_BASE_UPPER32, u.PCI_PREF_LIMIT_UPPER32, u.PCI_IO_BASE_UPPER16,
+      u.PCI_IO_LIMIT_UPPER16, u.PCI_BRIDGE_CONTROL]).toEqual([
+      0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x20, 0x22, 0x24, 0x26, 0x28, 0x2c, 0x30, 0x32, 0x3e]);
+    expect([u.PCI_EXP_SLTCTL, u.PCI_EXP_RTCTL]).toEqual([0x18, 0x1c]);
+    expect([u.PCI_ACS_CAP, u.PCI_ACS_CTRL]).toEqual([4, 6]);
+  });
+
   it('command, status and BAR bits', () => {
     expect([u.PCI_COMMAND_IO, u.PCI_COMMAND_MEMORY, u.PCI_COMMAND_MASTER, u.PCI_COMMAND_PARITY, u.PCI_COMMAND_SERR,
       u.PCI_COMMAND_INTX_DISABLE]).toEqual([0x1, 0x2, 0x4, 0x40, 0x100, 0x400]);

@@ -38,6 +38,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_TYPE1v2_IOMMU,
+  isSysError,
   mapDma,
   openVfioDevice,
   setIrqEventfds,
@@ -629,7 +630,7 @@ async function pump(link: DestinationLink, vm: Vm, fd: number, progress: Progres
     try {
       chunk = vm.p.read(fd, IO_CHUNK);
     } catch (e) {
-      if (e instanceof SysError && e.errno === 'ENOMSG') return bytes;
+      if (isSysError(e, 'ENOMSG')) return bytes;
       throw e;
     }
     if (chunk.length === 0) return bytes;

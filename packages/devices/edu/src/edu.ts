@@ -103,6 +103,24 @@ const U32 = 0xffff_ffffn;
 const MSI = EDU_MSI_CAP_OFFSET;
 const BAR0_BYTES = Number(EDU_BAR0_SIZE);
 const DMA_BUFFER_START = Number(EDU_DMA_BUFFER_ADDR);
+const DMA_BUFFER_END = DMA_BUFFER_START + EDU_DMA_BUFFER_SIZE;
+/**
+ * The register offsets {@link EduDevice.mmioRead32} switches on, as module constants: a `case` on a property of
+ * the imported EDU_REG object is a module-variable and a property load per comparison on every read.
+ */
+const R32_ID = EDU_REG.ID;
+const R32_LIVENESS = EDU_REG.LIVENESS;
+const R32_FACTORIAL = EDU_REG.FACTORIAL;
+const R32_STATUS = EDU_REG.STATUS;
+const R32_IRQ_STATUS = EDU_REG.IRQ_STATUS;
+const R32_DMA_SRC = EDU_REG.DMA_SRC;
+const R32_DMA_DST = EDU_REG.DMA_DST;
+const R32_DMA_COUNT = EDU_REG.DMA_COUNT;
+const R32_DMA_CMD = EDU_REG.DMA_CMD;
+/** The same kind of module copies for the other values on the BAR read path. */
+const COMMAND = PCI_COMMAND;
+const COMMAND_MEMORY = PCI_COMMAND_MEMORY;
+const ID_VALUE = EDU_ID_VALUE;
 /** Which 32-bit half of a 64-bit array element holds the low bits (host byte order). */
 const LO_HALF = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
@@ -218,7 +236,7 @@ class EduDevice implements EduFunction {
   }
 
   private command(): number {
-    return this.cfg.u16(PCI_COMMAND);
+    return this.cfg.u16(COMMAND);
   }
 
   private msiEnabled(): boolean {
@@ -306,6 +324,18 @@ class EduDevice implements EduFunction {
   }
 
   barReadValue(bar: number, offset: number, size: 1 | 2 | 4): number {
+    // The usual register read first: an aligned dword of BAR0 outside the DMA buffer (offset a non-negative
+    // integer below 2^32 and a multiple of 4 below BAR0_BYTES, so the dword is inside BAR0) — the same answer as
+    // the general path below, without re-deriving what these few comparisons already establish.
+    if (bar === 0 && size === 4 && offset >>> 0 === offset && (offset & 3) === 0 && offset < BAR0_BYTES && !this.inMmioBuffer(offset, 4)) {
+      if ((this.command() & COMMAND_MEMORY) === 0) return 0xffffffff;
+      return this.mmioRead32(offset);
+    }
+    return this.barReadValueAny(bar, offset, size);
+  }
+
+  /** {@link barReadValue} of any access (kept out of its small, inlinable common case). */
+  private barReadValueAny(bar: number, offset: number, size: 1 | 2 | 4): number {
     if (!Number.isInteger(offset)) throw sysError('EINVAL', `edu: bad BAR offset ${offset}`);
     if (!EduDevice.simpleAccess(bar, offset, size)) {
       // Anything but one aligned in-range piece: barRead's own answer (or error).
@@ -354,7 +384,7 @@ class EduDevice implements EduFunction {
   }
 
   private inMmioBuffer(at: number, size: number): boolean {
-    return this.mmioDmaBuffer && at >= DMA_BUFFER_START && at + size <= DMA_BUFFER_START + EDU_DMA_BUFFER_SIZE;
+    return this.mmioDmaBuffer && at >= DMA_BUFFER_START && at + size <= DMA_BUFFER_END;
   }
 
   /** edu.c's access rules: 4 bytes below 0x80, 4 or 8 from 0x80; anything else reads all-ones. */
@@ -368,25 +398,30 @@ class EduDevice implements EduFunction {
   /** A 1-, 2- or 4-byte register read (only 4-byte ones are valid), as an unsigned number. */
   private mmioRead(addr: number, size: 1 | 2 | 4): number {
     if (size !== 4 || !EduDevice.validAccess(addr, size)) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    return this.mmioRead32(addr);
+  }
+
+  /** A valid 4-byte register read (`addr` dword-aligned inside BAR0), as an unsigned number. */
+  private mmioRead32(addr: number): number {
     switch (addr) {
-      case EDU_REG.ID:
-        return EDU_ID_VALUE;
-      case EDU_REG.LIVENESS:
+      case R32_ID:
+        return ID_VALUE;
+      case R32_LIVENESS:
         return this.liveness >>> 0;
-      case EDU_REG.FACTORIAL:
+      case R32_FACTORIAL:
         return this.factorial >>> 0;
-      case EDU_REG.STATUS:
+      case R32_STATUS:
         return this.status >>> 0;
-      case EDU_REG.IRQ_STATUS:
+      case R32_IRQ_STATUS:
         return this.irqStatus >>> 0;
       // The low halves of the 64-bit DMA registers.
-      case EDU_REG.DMA_SRC:
+      case R32_DMA_SRC:
         return Number(this.dmaSrc & U32);
-      case EDU_REG.DMA_DST:
+      case R32_DMA_DST:
         return Number(this.dmaDst & U32);
-      case EDU_REG.DMA_COUNT:
+      case R32_DMA_COUNT:
         return Number(this.dmaCount & U32);
-      case EDU_REG.DMA_CMD:
+      case R32_DMA_CMD:
         return Number(this.dmaCmd & U32);
       default:
         // Unimplemented offsets, write-only registers and the upper halves of the 64-bit registers.

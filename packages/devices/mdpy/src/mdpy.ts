@@ -10,6 +10,25 @@ import { copyFromUser, copyToUser, registerMdevParent } from '@vfio-ts/mdev';
 import type { MdevDevice, MdevParent } from '@vfio-ts/mdev';
 import type { MmioHandler } from '@vfio-ts/platform';
 import {
+  PCI_BASE_ADDRESS_0,
+  PCI_BASE_ADDRESS_MEM_PREFETCH,
+  PCI_BASE_ADDRESS_SPACE_MEMORY,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_FLAGS,
+  PCI_CAP_ID_VNDR,
+  PCI_CAP_LIST_ID,
+  PCI_CAP_LIST_NEXT,
+  PCI_CLASS_DEVICE,
+  PCI_COMMAND,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MEMORY,
+  PCI_DEVICE_ID,
+  PCI_REVISION_ID,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
   SysError,
   VFIO_DEVICE_API_PCI_STRING,
   VFIO_DEVICE_FLAGS_PCI,
@@ -97,19 +116,19 @@ export class MdpyState {
 
   #createConfigSpace(): void {
     const dv = new DataView(this.vconfig.buffer);
-    dv.setUint16(0x00, MDPY_PCI_VENDOR_ID, true);
-    dv.setUint16(0x02, MDPY_PCI_DEVICE_ID, true);
-    dv.setUint16(0x2c, MDPY_PCI_SUBVENDOR_ID, true);
-    dv.setUint16(0x2e, MDPY_PCI_SUBDEVICE_ID, true);
-    dv.setUint16(0x04, 0x0003, true); // PCI_COMMAND_IO | PCI_COMMAND_MEMORY
-    dv.setUint16(0x06, 0x0010, true); // PCI_STATUS_CAP_LIST
-    dv.setUint16(0x0a, PCI_CLASS_DISPLAY_OTHER, true);
-    this.vconfig[0x08] = 0x01; // revision
-    dv.setUint32(0x10, 0x0 | 0x0 | 0x8, true); // memory, 32-bit, prefetchable
-    this.vconfig[0x34] = MDPY_VENDORCAP_OFFSET;
-    this.vconfig[MDPY_VENDORCAP_OFFSET] = 0x09; // PCI_CAP_ID_VNDR
-    this.vconfig[MDPY_VENDORCAP_OFFSET + 1] = 0x00;
-    this.vconfig[MDPY_VENDORCAP_OFFSET + 2] = MDPY_VENDORCAP_SIZE;
+    dv.setUint16(PCI_VENDOR_ID, MDPY_PCI_VENDOR_ID, true);
+    dv.setUint16(PCI_DEVICE_ID, MDPY_PCI_DEVICE_ID, true);
+    dv.setUint16(PCI_SUBSYSTEM_VENDOR_ID, MDPY_PCI_SUBVENDOR_ID, true);
+    dv.setUint16(PCI_SUBSYSTEM_ID, MDPY_PCI_SUBDEVICE_ID, true);
+    dv.setUint16(PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY, true);
+    dv.setUint16(PCI_STATUS, PCI_STATUS_CAP_LIST, true);
+    dv.setUint16(PCI_CLASS_DEVICE, PCI_CLASS_DISPLAY_OTHER, true);
+    this.vconfig[PCI_REVISION_ID] = 0x01;
+    dv.setUint32(PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_SPACE_MEMORY | PCI_BASE_ADDRESS_MEM_PREFETCH, true); // 32-bit
+    this.vconfig[PCI_CAPABILITY_LIST] = MDPY_VENDORCAP_OFFSET;
+    this.vconfig[MDPY_VENDORCAP_OFFSET + PCI_CAP_LIST_ID] = PCI_CAP_ID_VNDR;
+    this.vconfig[MDPY_VENDORCAP_OFFSET + PCI_CAP_LIST_NEXT] = 0x00;
+    this.vconfig[MDPY_VENDORCAP_OFFSET + PCI_CAP_FLAGS] = MDPY_VENDORCAP_SIZE;
     dv.setUint32(MDPY_FORMAT_OFFSET, this.type.format, true);
     dv.setUint32(MDPY_WIDTH_OFFSET, this.type.width, true);
     dv.setUint32(MDPY_HEIGHT_OFFSET, this.type.height, true);
@@ -125,13 +144,13 @@ export class MdpyState {
 
   /** handle_pci_cfg_write: only BAR0 is writable (with sizing); its low flag bits stay. */
   configWrite(offset: number, data: Uint8Array): void {
-    if (offset !== 0x10) return;
+    if (offset !== PCI_BASE_ADDRESS_0) return;
     let addr = 0;
     for (let i = 0; i < 4; i++) addr |= (data[i] ?? 0) << (8 * i);
     addr >>>= 0;
     addr = addr === 0xffffffff ? (addr & this.barMask) >>> 0 : (addr & ~0xf) >>> 0;
-    addr = (addr | (this.vconfig[0x10]! & 0xf)) >>> 0;
-    new DataView(this.vconfig.buffer).setUint32(0x10, addr, true);
+    addr = (addr | (this.vconfig[PCI_BASE_ADDRESS_0]! & 0xf)) >>> 0;
+    new DataView(this.vconfig.buffer).setUint32(PCI_BASE_ADDRESS_0, addr, true);
   }
 
   /** mdev_access for one chunk: config below 0xff, the framebuffer at [0x1000, 0x1000 + memsize). */

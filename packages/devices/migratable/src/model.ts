@@ -10,19 +10,39 @@
  */
 import type { PciBarInfo, PciFunction, PciFunctionContext } from '@vfio-ts/platform';
 import {
+  PCI_BASE_ADDRESS_0,
+  PCI_BASE_ADDRESS_MEM_PREFETCH,
+  PCI_BASE_ADDRESS_MEM_TYPE_64,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_PM,
+  PCI_CAP_LIST_ID,
+  PCI_CAP_LIST_NEXT,
+  PCI_CLASS_DEVICE,
+  PCI_CLASS_PROG,
   PCI_COMMAND,
   PCI_COMMAND_INTX_DISABLE,
   PCI_COMMAND_MASTER,
   PCI_COMMAND_MEMORY,
+  PCI_DEVICE_ID,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
   PCI_MSI_ADDRESS_HI,
   PCI_MSI_ADDRESS_LO,
   PCI_MSI_DATA_64,
   PCI_MSI_FLAGS,
   PCI_MSI_FLAGS_64BIT,
   PCI_MSI_FLAGS_ENABLE,
+  PCI_PM_CTRL,
+  PCI_PM_CTRL_STATE_MASK,
+  PCI_PM_PMC,
+  PCI_REVISION_ID,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
   PCI_STATUS_INTERRUPT,
+  PCI_SUBSYSTEM_ID,
+  PCI_SUBSYSTEM_VENDOR_ID,
+  PCI_VENDOR_ID,
   SysError,
 } from '@vfio-ts/uapi';
 import {
@@ -87,6 +107,9 @@ export interface MigratableFunction extends PciFunction {
 
 /** Offset of the power-management capability (its PM reset is the device's function reset). */
 const MIG_PM_CAP = 0x50;
+/** Config offsets of the BAR0 register and of the 64-bit BAR2/3 pair. */
+const BAR0 = PCI_BASE_ADDRESS_0;
+const BAR2 = PCI_BASE_ADDRESS_0 + 8;
 const MSI_FLAGS = MIG_MSI_CAP + PCI_MSI_FLAGS;
 const MSI_ADDR_LO = MIG_MSI_CAP + PCI_MSI_ADDRESS_LO;
 const MSI_ADDR_HI = MIG_MSI_CAP + PCI_MSI_ADDRESS_HI;
@@ -170,29 +193,29 @@ class Model implements MigratableFunction {
   }
 
   private buildConfig(): void {
-    this.set16(0x00, MIGRATABLE_PCI_ID.VENDOR);
-    this.set16(0x02, MIGRATABLE_PCI_ID.DEVICE);
+    this.set16(PCI_VENDOR_ID, MIGRATABLE_PCI_ID.VENDOR);
+    this.set16(PCI_DEVICE_ID, MIGRATABLE_PCI_ID.DEVICE);
     this.setMask(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
     this.set16(PCI_STATUS, PCI_STATUS_CAP_LIST);
-    this.cfg[0x08] = MIGRATABLE_PCI_ID.REVISION;
-    this.cfg[0x09] = MIGRATABLE_PCI_ID.CLASS & 0xff;
-    this.set16(0x0a, MIGRATABLE_PCI_ID.CLASS >>> 8);
+    this.cfg[PCI_REVISION_ID] = MIGRATABLE_PCI_ID.REVISION;
+    this.cfg[PCI_CLASS_PROG] = MIGRATABLE_PCI_ID.CLASS & 0xff;
+    this.set16(PCI_CLASS_DEVICE, MIGRATABLE_PCI_ID.CLASS >>> 8);
     // BAR0: 4 KiB mem32; BAR2/3: a 64-bit prefetchable memory BAR (type bits 0b1100).
-    this.setMask(0x10, 4, ~(MIG_BAR0_SIZE - 1) >>> 0);
-    this.cfg[0x18] = 0x0c;
-    this.setMask(0x18, 4, ~(this.memorySize - 1) >>> 0 & 0xfffffff0);
-    this.setMask(0x1c, 4, 0xffffffff);
-    this.set16(0x2c, MIGRATABLE_PCI_ID.VENDOR);
-    this.set16(0x2e, 0x0001);
-    this.cfg[0x34] = MIG_MSI_CAP;
-    this.setMask(0x3c, 1, 0xff);
-    this.cfg[0x3d] = 1;
+    this.setMask(BAR0, 4, ~(MIG_BAR0_SIZE - 1) >>> 0);
+    this.cfg[BAR2] = PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH;
+    this.setMask(BAR2, 4, ~(this.memorySize - 1) >>> 0 & 0xfffffff0);
+    this.setMask(BAR2 + 4, 4, 0xffffffff);
+    this.set16(PCI_SUBSYSTEM_VENDOR_ID, MIGRATABLE_PCI_ID.VENDOR);
+    this.set16(PCI_SUBSYSTEM_ID, 0x0001);
+    this.cfg[PCI_CAPABILITY_LIST] = MIG_MSI_CAP;
+    this.setMask(PCI_INTERRUPT_LINE, 1, 0xff);
+    this.cfg[PCI_INTERRUPT_PIN] = 1;
     // MSI: one vector, 64-bit, no masking; then power management (PM reset: NoSoftReset clear).
-    this.cfg[MIG_MSI_CAP] = 0x05;
-    this.cfg[MIG_MSI_CAP + 1] = MIG_PM_CAP;
-    this.cfg[MIG_PM_CAP] = 0x01;
-    this.set16(MIG_PM_CAP + 2, 0x0003);
-    this.setMask(MIG_PM_CAP + 4, 2, 0x0003);
+    this.cfg[MIG_MSI_CAP + PCI_CAP_LIST_ID] = PCI_CAP_ID_MSI;
+    this.cfg[MIG_MSI_CAP + PCI_CAP_LIST_NEXT] = MIG_PM_CAP;
+    this.cfg[MIG_PM_CAP + PCI_CAP_LIST_ID] = PCI_CAP_ID_PM;
+    this.set16(MIG_PM_CAP + PCI_PM_PMC, 0x0003);
+    this.setMask(MIG_PM_CAP + PCI_PM_CTRL, 2, PCI_PM_CTRL_STATE_MASK);
     this.set16(MSI_FLAGS, PCI_MSI_FLAGS_64BIT);
     this.setMask(MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
     this.setMask(MSI_ADDR_LO, 4, 0xfffffffc);

@@ -118,6 +118,18 @@ interface Perm {
 }
 
 
+/**
+ * Module copies of the namespace-imported registers {@link VfioPciConfig.memoryEnabled} reads on every BAR
+ * access: an imported binding is a load and check per use, a module constant folds into the compiled code.
+ */
+const COMMAND = R.PCI_COMMAND;
+const COMMAND_MEMORY = R.PCI_COMMAND_MEMORY;
+
+/** {@link VfioPciConfig}'s per-dword read descriptors: take the handler / vconfig only / vconfig and device. */
+const DW_SLOW = 0;
+const DW_VIRTUAL = 1;
+const DW_MIXED = 2;
+
 function widthMask(count: number): number {
   return count === 4 ? 0xffffffff : (1 << (count * 8)) - 1;
 }
@@ -199,6 +211,14 @@ export class VfioPciConfig {
   #startAt: Uint16Array = new Uint16Array(0);
   #runAt: Uint8Array = new Uint8Array(0);
   /**
+   * Per aligned dword, worked out with the tables above: how a 4-byte read of it is answered when its handler is
+   * a plain mask-combine ({@link DW_VIRTUAL}: all bits from vconfig; {@link DW_MIXED}: the bits of `#dwVirt` from
+   * vconfig, the rest from the device — 0 for raw dwords) or {@link DW_SLOW} when it needs its handler (BARs,
+   * capability headers of pass-through capabilities, dwords split between capabilities, ...).
+   */
+  #dwKind: Uint8Array = new Uint8Array(0);
+  #dwVirt: Uint32Array = new Uint32Array(0);
+  /**
    * The owning capability's permission bits laid out at absolute config offsets (0 where a table is shorter than
    * its capability), so a piece's masks are one aligned load; and a view of vconfig for the same reason.
    */
@@ -248,6 +268,30 @@ export class VfioPciConfig {
    * region's pread into a caller's buffer. Same EFAULT rule; `out` shorter than `length` is EFAULT too.
    */
   readInto(offset: number, out: Uint8Array, length: number = out.length): void {
+    // An aligned dword the descriptor table covers (nearly every register read): one device read at most, one
+    // mask-combine, no per-byte loop and no handler dispatch. The offset is a non-negative integer below `size`
+    // (a multiple of 4), so the whole dword is in range.
+    if (length === 4 && offset >>> 0 === offset && (offset & 3) === 0 && offset < this.size && out.length >= 4) {
+      const kind = this.#dwKind[offset >>> 2]!;
+      if (kind !== DW_SLOW) {
+        let v = this.#vconfigView.getUint32(offset, true);
+        if (kind === DW_MIXED) {
+          // Same as #defaultRead / #rawRead for a dword: virtual bits from vconfig, the rest from the device.
+          const virt = this.#dwVirt[offset >>> 2]!;
+          v = (this.#fn.configRead(offset, 4) & ~virt) | (v & virt);
+        }
+        out[0] = v;
+        out[1] = v >>> 8;
+        out[2] = v >>> 16;
+        out[3] = v >>> 24;
+        return;
+      }
+    }
+    this.#readIntoChecked(offset, out, length);
+  }
+
+  /** {@link readInto} with every check (kept out of the small inlinable body above). */
+  #readIntoChecked(offset: number, out: Uint8Array, length: number): void {
     this.#checkRange(offset, length);
     if (length > out.length) throw sysError('EFAULT', `${length} bytes do not fit a ${out.length}-byte buffer`);
     this.#readRange(offset, length, out);
@@ -367,8 +411,8 @@ export class VfioPciConfig {
    * memory decoding is on in the virtual COMMAND (always, for functions without the bit).
    */
   get memoryEnabled(): boolean {
-    const cmd = this.#vconfigView.getUint16(R.PCI_COMMAND, true);
-    return this.powerState < 3 && (this.#noCommandMemory || (cmd & R.PCI_COMMAND_MEMORY) !== 0);
+    const cmd = this.#vconfigView.getUint16(COMMAND, true);
+    return this.powerState < 3 && (this.#noCommandMemory || (cmd & COMMAND_MEMORY) !== 0);
   }
 
   /** A copy of the virtual config space (the `vconfig` bytes; not what a read returns for pass-through bits). */
@@ -703,6 +747,32 @@ export class VfioPciConfig {
     this.#permAt = permAt;
     this.#startAt = startAt;
     this.#runAt = runAt;
+    const dwords = size >>> 2;
+    const dwKind = new Uint8Array(dwords);
+    const dwVirt = new Uint32Array(dwords);
+    for (let d = 0; d < dwords; d++) {
+      const pos = d * 4;
+      // The whole dword must be one piece of one handler, which is what #readRange does for it.
+      if (runAt[pos]! < 4) continue;
+      const perm = permAt[pos]!;
+      const read = perm.read;
+      let virt: number;
+      if (perm === this.#rawPerm) virt = 0;
+      else if (perm === this.#virtPerm) virt = 0xffffffff;
+      else if (
+        read === this.#defaultRead ||
+        read === this.#msiRead ||
+        // The header's basic read is the default one except at BARs/ROM (sizing fixup) and, for functions
+        // without COMMAND.MEM, at COMMAND (offset = pos: the header starts at 0).
+        (read === this.#basicRead && !isBarOffset(pos) && !(pos === R.PCI_COMMAND && this.#noCommandMemory))
+      ) {
+        virt = this.#virtView.getUint32(pos, true);
+      } else continue;
+      dwKind[d] = virt === 0xffffffff ? DW_VIRTUAL : DW_MIXED;
+      dwVirt[d] = virt;
+    }
+    this.#dwKind = dwKind;
+    this.#dwVirt = dwVirt;
   }
 
   /** Start of the capability owning `pos`: walk back over bytes with the same map byte (header → 0). */

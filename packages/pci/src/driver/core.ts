@@ -467,6 +467,11 @@ export function vfioPciCoreReadInto(dev: VfioPciCoreDevice, buf: Uint8Array, off
     const n = open.io.readInto(buf, offset);
     if (n !== undefined) return n;
   }
+  return readIntoByCopy(dev, buf, offset);
+}
+
+/** The general path of {@link vfioPciCoreReadInto}: the read op and a copy (kept out of its inlinable body). */
+function readIntoByCopy(dev: VfioPciCoreDevice, buf: Uint8Array, offset: bigint): number {
   const out = vfioPciCoreRead(dev, buf.length, offset);
   buf.set(out);
   return out.length;

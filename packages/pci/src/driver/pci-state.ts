@@ -4,7 +4,14 @@
  * raw config accessors of a {@link PciFunction} because the platform contract exposes only those.
  */
 import type { PciDeviceHandle, PciFunction } from '@vfio-ts/platform';
-import { sysError } from '@vfio-ts/uapi';
+import {
+  PCI_EXP_LNKCTL,
+  PCI_EXP_LNKCTL2,
+  PCI_EXP_RTCTL,
+  PCI_EXP_SLTCTL,
+  PCI_PM_CTRL_NO_SOFT_RESET,
+  sysError,
+} from '@vfio-ts/uapi';
 import * as R from '../config/regs.js';
 
 /** Raw config read that never throws: a model error reads all-ones, as a master abort does. */
@@ -42,11 +49,11 @@ export function findHwCapability(fn: PciFunction, id: number): number {
 /** PCIe capability registers pci_save_pcie_state keeps, each with the rule saying whether the function has it. */
 const EXP_SAVED: readonly { readonly off: number; readonly has: (flags: number) => boolean }[] = [
   { off: R.PCI_EXP_DEVCTL, has: () => true },
-  { off: 0x10, has: hasLinkControl }, // LNKCTL
-  { off: 0x18, has: hasSlotControl }, // SLTCTL
-  { off: 0x1c, has: hasRootControl }, // RTCTL
+  { off: PCI_EXP_LNKCTL, has: hasLinkControl },
+  { off: PCI_EXP_SLTCTL, has: hasSlotControl },
+  { off: PCI_EXP_RTCTL, has: hasRootControl },
   { off: R.PCI_EXP_DEVCTL2, has: (flags) => (flags & R.PCI_EXP_FLAGS_VERS) > 1 },
-  { off: 0x30, has: (flags) => hasLinkControl(flags) && (flags & R.PCI_EXP_FLAGS_VERS) > 1 }, // LNKCTL2
+  { off: PCI_EXP_LNKCTL2, has: (flags) => hasLinkControl(flags) && (flags & R.PCI_EXP_FLAGS_VERS) > 1 },
 ];
 
 /** pcie_cap_has_lnkctl: ports and endpoints with a link (not root-complex integrated endpoints or event collectors). */
@@ -72,7 +79,7 @@ function hasRootControl(flags: number): boolean {
  * Offset of extended capability `id` (pci_find_ext_capability), 0 when absent. Only PCIe functions are searched:
  * the others have no extended config space.
  */
-export function findHwExtCapability(fn: PciFunction, id: number): number {
+function findHwExtCapability(fn: PciFunction, id: number): number {
   if (!findHwCapability(fn, R.PCI_CAP_ID.EXP)) return 0;
   let pos = R.PCI_CFG_SPACE_SIZE;
   let header = cfgRead(fn, pos, 4);
@@ -213,7 +220,7 @@ export function setHwPowerState(fn: PciFunction, state: 0 | 1 | 2 | 3): void {
 /** True when the PM capability says the function resets itself on D3hot→D0 (NoSoftRst clear). */
 export function needsPmRestore(fn: PciFunction): boolean {
   const pm = findHwCapability(fn, R.PCI_CAP_ID.PM);
-  return pm !== 0 && (cfgRead(fn, pm + R.PCI_PM_CTRL, 2) & 0x0008) === 0;
+  return pm !== 0 && (cfgRead(fn, pm + R.PCI_PM_CTRL, 2) & PCI_PM_CTRL_NO_SOFT_RESET) === 0;
 }
 
 /**

@@ -23,6 +23,13 @@ const FAST_MAX = 64;
 const HI_SHIFT = VFIO_PCI_OFFSET_SHIFT - 32;
 /** Bits of the high half that still belong to the offset within the region. */
 const HI_POS_MASK = (1 << HI_SHIFT) - 1;
+/**
+ * Module copies of the imported constants the fast paths compare with: a use of an imported binding is a
+ * module-variable load and check on every call, a module constant folds into the compiled code.
+ */
+const BAR5 = VFIO_PCI_BAR5_REGION_INDEX;
+/** The high 32-bit half of a CONFIG-region offset below 4 GiB. */
+const CONFIG_HI = VFIO_PCI_CONFIG_REGION_INDEX << HI_SHIFT;
 /** Which 32-bit half of a 64-bit scratch element holds the low bits (host byte order). */
 const LO_HALF = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
@@ -143,6 +150,42 @@ export class VfioPciRegionIo {
    * inside the BAR and outside the MSI-X window (8 bytes as two dwords, like do_io_rw without ioread64).
    */
   readInto(buf: Uint8Array, offset: bigint): number | undefined {
+    // The usual register read — 4 bytes below 4 GiB of the config region or of a BAR — in a body small enough for
+    // the JIT to inline into the device op; everything else (and every case it declines) takes #readIntoAny, which
+    // applies all the rules again, so this only ever answers as #readIntoAny would.
+    if (buf.length === 4) {
+      this.#off64[0] = offset;
+      const hi = this.#off32[1 - LO_HALF]!;
+      const pos = this.#off32[LO_HALF]!;
+      if (hi === CONFIG_HI) {
+        const cfg = this.#config;
+        if (pos + 4 <= cfg.size) {
+          cfg.readInto(pos, buf, 4);
+          return 4;
+        }
+      } else if ((hi & HI_POS_MASK) === 0 && hi >>> HI_SHIFT <= BAR5 && (pos & 3) === 0) {
+        const b = this.#bars[hi >>> HI_SHIFT];
+        if (
+          b !== undefined &&
+          b.readValue &&
+          pos + 4 <= b.size &&
+          (pos >= b.xe || pos + 4 <= b.xs) &&
+          (!b.mem || this.#config.memoryEnabled)
+        ) {
+          const v = b.fn.barReadValue!(b.bar, pos, 4);
+          buf[0] = v;
+          buf[1] = v >>> 8;
+          buf[2] = v >>> 16;
+          buf[3] = v >>> 24;
+          return 4;
+        }
+      }
+    }
+    return this.#readIntoAny(buf, offset);
+  }
+
+  /** {@link readInto} for any length. */
+  #readIntoAny(buf: Uint8Array, offset: bigint): number | undefined {
     const length = buf.length;
     if (!(length > 0 && length <= FAST_MAX)) return undefined;
     this.#off64[0] = offset;
@@ -165,6 +208,15 @@ export class VfioPciRegionIo {
     if (b.mem && !this.#config.memoryEnabled) return undefined;
     if (pos < b.xe && pos + length > b.xs) return undefined;
     const fn = b.fn;
+    if (length === 4) {
+      // The usual register read: the size is known, so four byte stores instead of writeLE's loop.
+      const v = fn.barReadValue!(b.bar, pos, 4);
+      buf[0] = v;
+      buf[1] = v >>> 8;
+      buf[2] = v >>> 16;
+      buf[3] = v >>> 24;
+      return 4;
+    }
     if (length === 8) {
       // Two dwords (do_io_rw's pieces); decoding is checked again before the second, as barPieces does.
       writeLE(buf, 0, fn.barReadValue!(b.bar, pos, 4), 4);

@@ -241,7 +241,7 @@ export class PciHardware {
 }
 
 /** ceil(log2(n)) for n ≥ 1: the Multiple Message Enable encoding of `n` vectors (Linux msi_qmax). */
-export function log2Ceil(n: number): number {
+function log2Ceil(n: number): number {
   let q = 0;
   while (1 << q < n) q++;
   return q;

@@ -3,15 +3,24 @@
  * eeh_ops->get_state/set_option/reset/err_inject). A frozen PE blocks MMIO and/or DMA until user space (or the host)
  * thaws it; a reset freezes the PE while it is asserted.
  */
+import {
+  EEH_STATE_DMA_ACTIVE,
+  EEH_STATE_DMA_ENABLED,
+  EEH_STATE_MMIO_ACTIVE,
+  EEH_STATE_MMIO_ENABLED,
+  EEH_STATE_RESET_ACTIVE,
+} from '@vfio-ts/platform';
 import type { EehPe } from '@vfio-ts/platform';
 import { sysError } from '@vfio-ts/uapi';
 
-/** EEH_STATE_* bits a PE reports (arch/powerpc/include/asm/eeh.h). */
-export const EEH_STATE_RESET_ACTIVE = 1 << 2;
-export const EEH_STATE_MMIO_ACTIVE = 1 << 3;
-export const EEH_STATE_DMA_ACTIVE = 1 << 4;
-export const EEH_STATE_MMIO_ENABLED = 1 << 5;
-export const EEH_STATE_DMA_ENABLED = 1 << 6;
+// EEH_STATE_* bits a PE reports: the platform contract's (EehPe.state), re-exported for users.
+export {
+  EEH_STATE_DMA_ACTIVE,
+  EEH_STATE_DMA_ENABLED,
+  EEH_STATE_MMIO_ACTIVE,
+  EEH_STATE_MMIO_ENABLED,
+  EEH_STATE_RESET_ACTIVE,
+} from '@vfio-ts/platform';
 
 /** The option of eeh_ops->set_option. */
 export type EehPeOption = 'disable' | 'enable' | 'thaw-mmio' | 'thaw-dma' | 'freeze';
