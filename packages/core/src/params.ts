@@ -19,16 +19,16 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
- * Parses a bool parameter the way kstrtobool does ('y', 'Y', '1', 'on' / 'n', 'N', '0', 'off') and prints it as
- * sysfs shows a bool ('Y' / 'N').
+ * Parses a bool parameter the way Linux 6.12's kstrtobool does (a leading y/Y/t/T/1 is true, n/N/f/F/0 false,
+ * "on"/"off" too) and prints it as sysfs shows a bool ('Y' / 'N').
  */
-export function parseBoolParam(text: string): string {
-  const t = text.trim();
-  const c = t[0];
-  if (c === 'y' || c === 'Y' || c === '1') return 'Y';
-  if (c === 'n' || c === 'N' || c === '0') return 'N';
-  if ((c === 'o' || c === 'O') && t.length > 1) {
-    const c2 = t[1];
+export function parseBoolParam(text: string): 'Y' | 'N' {
+  // Linux kstrtobool(): only the first one or two characters count, nothing is trimmed (" y" is EINVAL).
+  const c = text[0];
+  if (c === 'y' || c === 'Y' || c === 't' || c === 'T' || c === '1') return 'Y';
+  if (c === 'n' || c === 'N' || c === 'f' || c === 'F' || c === '0') return 'N';
+  if (c === 'o' || c === 'O') {
+    const c2 = text[1];
     if (c2 === 'n' || c2 === 'N') return 'Y';
     if (c2 === 'f' || c2 === 'F') return 'N';
   }

@@ -1,24 +1,11 @@
 /**
  * Module parameter parsing the way Linux's param_set_bool / param_set_uint do (inventory §4 "Module params").
  */
+import { parseBoolParam } from '@vfio-ts/core';
 import { SysError } from '@vfio-ts/uapi';
 
-/**
- * Parses a bool parameter (kstrtobool): a leading y/Y/1 is true, n/N/0 false, "on"/"off" too; anything else is
- * EINVAL. Sysfs shows bools as 'Y' or 'N', so the normalized text is returned.
- */
-export function parseBoolParam(text: string): 'Y' | 'N' {
-  const t = text.replace(/\n$/, '');
-  const c = t[0];
-  if (c === 'y' || c === 'Y' || c === '1') return 'Y';
-  if (c === 'n' || c === 'N' || c === '0') return 'N';
-  if (c === 'o' || c === 'O') {
-    const d = t[1];
-    if (d === 'n' || d === 'N') return 'Y';
-    if (d === 'f' || d === 'F') return 'N';
-  }
-  throw new SysError('EINVAL', `invalid bool parameter value '${text}'`);
-}
+/** kstrtobool as the core implements it for every module parameter (re-exported for compatibility). */
+export { parseBoolParam };
 
 /** Reads a bool parameter value (as stored by {@link parseBoolParam}). */
 export function boolParam(text: string): boolean {
