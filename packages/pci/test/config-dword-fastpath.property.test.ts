@@ -56,10 +56,14 @@ function run(make: () => FakeFunction, list: Step[]): void {
 
 describe('config dword fast path', () => {
   it('matches the handler path on edu (standard config space)', () => {
-    fc.assert(fc.property(steps(256), (list) => run(edu, list)), { numRuns: 40 });
+    fc.assert(fc.property(steps(256), (list) => {
+      run(edu, list);
+    }), { numRuns: 40 });
   });
 
   it('matches the handler path on e1000e (PM, MSI, PCIe, MSI-X, extended capabilities)', () => {
-    fc.assert(fc.property(steps(4096), (list) => run(e1000e, list)), { numRuns: 25 });
+    fc.assert(fc.property(steps(4096), (list) => {
+      run(e1000e, list);
+    }), { numRuns: 25 });
   });
 });
