@@ -8,7 +8,9 @@
 import type { HostPlugin, HostPluginApi, IoctlArg, SyscallContext, VfioDevice, VfioDeviceOps } from '@vfio-ts/core';
 import { copyFromUser, copyToUser, registerMdevParent } from '@vfio-ts/mdev';
 import type { MdevDevice, MdevParent } from '@vfio-ts/mdev';
-import type { MmioHandler } from '@vfio-ts/platform';
+
+/** What a device's mmap op returns (the platform's MmioHandler), named through the core's ops contract. */
+type MmioHandler = ReturnType<NonNullable<VfioDeviceOps['mmap']>>;
 import {
   PCI_BASE_ADDRESS_0,
   PCI_BASE_ADDRESS_MEM_PREFETCH,
