@@ -388,10 +388,22 @@ export const PCI_EXP_SLTCTL = 24;
 export const PCI_EXP_RTCTL = 28;
 /** Device capabilities 2. */
 export const PCI_EXP_DEVCAP2 = 36;
+/** DEVCAP2: AtomicOp routing supported (switch and root ports). */
+export const PCI_EXP_DEVCAP2_ATOMIC_ROUTE = 0x00000040;
+/** DEVCAP2: 32-bit AtomicOp completer supported. */
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP32 = 0x00000080;
+/** DEVCAP2: 64-bit AtomicOp completer supported. */
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP64 = 0x00000100;
+/** DEVCAP2: 128-bit CAS completer supported. */
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP128 = 0x00000200;
 /** Device control 2. */
 export const PCI_EXP_DEVCTL2 = 40;
 /** DEVCTL2: ARI forwarding enable. */
 export const PCI_EXP_DEVCTL2_ARI = 0x0020;
+/** DEVCTL2: AtomicOp requester enable. */
+export const PCI_EXP_DEVCTL2_ATOMIC_REQ = 0x0040;
+/** DEVCTL2: AtomicOp egress blocking. */
+export const PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK = 0x0080;
 /** Link capabilities 2. */
 export const PCI_EXP_LNKCAP2 = 44;
 /** Link control 2. */

@@ -289,13 +289,6 @@ function padded(bytes: Uint8Array, size: number): Uint8Array {
   return out;
 }
 
-const PCI_EXP_DEVCAP2 = 0x24;
-const DEVCAP2_ATOMIC_ROUTE = 0x40;
-const DEVCAP2_ATOMIC_COMP32 = 0x80;
-const DEVCAP2_ATOMIC_COMP64 = 0x100;
-const DEVCAP2_ATOMIC_COMP128 = 0x200;
-const DEVCTL2_ATOMIC_REQ = 0x40;
-const DEVCTL2_ATOMIC_EGRESS_BLOCK = 0x80;
 
 /**
  * vfio_pci_info_atomic_cap: each completer width the function claims in DEVCAP2 for which AtomicOps can be
@@ -307,12 +300,12 @@ function atomicCompFlags(dev: VfioPciCoreDevice): number {
   const exp = findHwCapability(fn, R.PCI_CAP_ID.EXP);
   // DEVCAP2 exists only in version-2 PCIe capabilities (pcie_capability_reg_implemented reads 0 otherwise).
   if (!exp || expVersion(fn, exp) < 2) return 0;
-  const devcap2 = cfgRead(fn, exp + PCI_EXP_DEVCAP2, 4);
+  const devcap2 = cfgRead(fn, exp + R.PCI_EXP_DEVCAP2, 4);
   let flags = 0;
   const widths: [number, number][] = [
-    [DEVCAP2_ATOMIC_COMP32, VFIO_PCI_ATOMIC_COMP32],
-    [DEVCAP2_ATOMIC_COMP64, VFIO_PCI_ATOMIC_COMP64],
-    [DEVCAP2_ATOMIC_COMP128, VFIO_PCI_ATOMIC_COMP128],
+    [R.PCI_EXP_DEVCAP2_ATOMIC_COMP32, VFIO_PCI_ATOMIC_COMP32],
+    [R.PCI_EXP_DEVCAP2_ATOMIC_COMP64, VFIO_PCI_ATOMIC_COMP64],
+    [R.PCI_EXP_DEVCAP2_ATOMIC_COMP128, VFIO_PCI_ATOMIC_COMP128],
   ];
   for (const [hw, bit] of widths) if (devcap2 & hw && enableAtomicOpsToRoot(dev, hw)) flags |= bit;
   return flags;
@@ -335,14 +328,14 @@ function enableAtomicOpsToRoot(dev: VfioPciCoreDevice, capMask: number): boolean
     const bexp = findHwCapability(bridge.fn, R.PCI_CAP_ID.EXP);
     const btype = bexp ? (cfgRead(bridge.fn, bexp + R.PCI_EXP_FLAGS, 2) & R.PCI_EXP_FLAGS_TYPE) >> 4 : -1;
     const v2 = bexp !== 0 && expVersion(bridge.fn, bexp) >= 2;
-    const cap = v2 ? cfgRead(bridge.fn, bexp + PCI_EXP_DEVCAP2, 4) : 0;
-    if ((btype === 5 || btype === 6) && !(cap & DEVCAP2_ATOMIC_ROUTE)) return false; // upstream / downstream port
+    const cap = v2 ? cfgRead(bridge.fn, bexp + R.PCI_EXP_DEVCAP2, 4) : 0;
+    if ((btype === 5 || btype === 6) && !(cap & R.PCI_EXP_DEVCAP2_ATOMIC_ROUTE)) return false; // upstream / downstream port
     if (btype === 4 && (cap & capMask) !== capMask) return false; // root port
-    if (btype === 5 && v2 && cfgRead(bridge.fn, bexp + R.PCI_EXP_DEVCTL2, 2) & DEVCTL2_ATOMIC_EGRESS_BLOCK) return false;
+    if (btype === 5 && v2 && cfgRead(bridge.fn, bexp + R.PCI_EXP_DEVCTL2, 2) & R.PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK) return false;
     up = bridge.parent;
   }
   const ctl2 = cfgRead(fn, exp + R.PCI_EXP_DEVCTL2, 2);
-  if (!(ctl2 & DEVCTL2_ATOMIC_REQ)) cfgWrite(fn, exp + R.PCI_EXP_DEVCTL2, 2, ctl2 | DEVCTL2_ATOMIC_REQ);
+  if (!(ctl2 & R.PCI_EXP_DEVCTL2_ATOMIC_REQ)) cfgWrite(fn, exp + R.PCI_EXP_DEVCTL2, 2, ctl2 | R.PCI_EXP_DEVCTL2_ATOMIC_REQ);
   return true;
 }
 
